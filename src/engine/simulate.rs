@@ -1,0 +1,139 @@
+//! The sampler: one patient's trajectory in each arm, exactly in continuous time.
+//!
+//! In each state every outgoing transition draws its event time (competing risks; clock
+//! reset or forward), background mortality competes from every living state, and the
+//! earliest event wins. No time grid.
+
+use crate::contracts::Payment;
+use crate::history::{Ending, History, Segment};
+use crate::model::population::Patient;
+use crate::model::{ArmModel, Model};
+use crate::rng::{exp1, stream, uniform_open, PatientRng, STREAM_ARM0, STREAM_POPULATION};
+use crate::scenario::Clock;
+
+/// Simulates one arm for `patient`, filling `out` (reused; cleared first).
+pub fn simulate_arm(
+    arm: &ArmModel,
+    patient: &Patient,
+    horizon: f64,
+    rng: &mut PatientRng,
+    out: &mut History,
+) {
+    out.segments.clear();
+    out.horizon = horizon;
+    out.death_time = f64::INFINITY;
+    out.ending = Ending::AliveAtHorizon;
+    let u = uniform_open(rng);
+    let mut state = arm
+        .initial_cumulative
+        .iter()
+        .position(|&c| u <= c)
+        .unwrap_or(arm.initial_cumulative.len() - 1);
+    let mut t = 0.0;
+    let background = patient.background_death;
+    loop {
+        if state == arm.death {
+            out.segments.push(Segment {
+                state,
+                start: t,
+                end: horizon,
+            });
+            return;
+        }
+        let mut next_t = f64::INFINITY;
+        let mut next_state = state;
+        for exit in &arm.exits[state] {
+            let e = exp1(rng);
+            let at = match exit.clock {
+                Clock::Reset => t + exit.family.sample_after(0.0, e),
+                Clock::Forward => exit.family.sample_after(t, e),
+            };
+            if at < next_t {
+                next_t = at;
+                next_state = exit.to;
+            }
+        }
+        let background_first = background <= next_t;
+        let event = if background_first { background } else { next_t };
+        if event >= horizon {
+            out.segments.push(Segment {
+                state,
+                start: t,
+                end: horizon,
+            });
+            return;
+        }
+        out.segments.push(Segment {
+            state,
+            start: t,
+            end: event,
+        });
+        t = event;
+        if background_first {
+            state = arm.death;
+            out.ending = Ending::BackgroundDeath;
+        } else {
+            state = next_state;
+            if state == arm.death {
+                out.ending = Ending::DiseaseDeath;
+            }
+        }
+        if state == arm.death {
+            out.death_time = t;
+        }
+    }
+}
+
+/// Reusable per-worker buffers holding one simulated patient: characteristics, a history per
+/// arm and the payments of every contract.
+#[derive(Clone, Debug)]
+pub struct PatientRecord {
+    /// Patient index within the draw.
+    pub index: u64,
+    /// Sex, age and background death time.
+    pub patient: Patient,
+    /// One history per arm.
+    pub histories: Vec<History>,
+    /// Payments per contract (therapy arm).
+    pub payments: Vec<Vec<Payment>>,
+}
+
+impl PatientRecord {
+    /// Empty buffers sized for `model`.
+    pub fn new(model: &Model) -> Self {
+        Self {
+            index: 0,
+            patient: Patient {
+                sex: crate::model::lifetable::Sex::Female,
+                age: 0.0,
+                background_death: 0.0,
+            },
+            histories: vec![History::new(); model.arms.len()],
+            payments: vec![Vec::with_capacity(16); model.contracts.len()],
+        }
+    }
+
+    /// Simulates patient `index` of PSA draw `draw`: its characteristics from the population
+    /// stream, each arm from its own stream, then every contract's payments on the therapy arm.
+    pub fn simulate(&mut self, model: &Model, draw: u64, index: u64) {
+        let seed = model.sim.seed;
+        self.index = index;
+        let mut rng = stream(seed, draw, index, STREAM_POPULATION);
+        self.patient = model.population.sample(&mut rng);
+        for (a, arm) in model.arms.iter().enumerate() {
+            let mut rng = stream(seed, draw, index, STREAM_ARM0 + a as u64);
+            simulate_arm(
+                arm,
+                &self.patient,
+                model.sim.horizon,
+                &mut rng,
+                &mut self.histories[a],
+            );
+        }
+        let therapy = &self.histories[model.therapy.arm];
+        for (c, contract) in model.contracts.iter().enumerate() {
+            self.payments[c].clear();
+            contract.payments(therapy, model.therapy.list_price, &mut self.payments[c]);
+        }
+    }
+}

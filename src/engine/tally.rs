@@ -1,0 +1,363 @@
+//! Accounting of each simulated patient into mergeable accumulators.
+//!
+//! A [`Tally`] holds, for one worker, the moments and quantile sketches of every per-patient
+//! metric, the per-year cash flows and the state-occupancy counts. Tallies merge exactly and
+//! independently of order, so the totals do not depend on threads or shards.
+
+use super::simulate::PatientRecord;
+use crate::accounting::{account_arm, ArmTotals, YearFlows};
+use crate::model::Model;
+use crate::stats::{ExactSum, MomentSet, QuantileSketch};
+
+/// Per-arm metrics (one slot each per arm).
+pub const ARM_METRICS: [&str; 6] = [
+    "other_costs",
+    "other_costs_undiscounted",
+    "qalys",
+    "qalys_undiscounted",
+    "life_years",
+    "life_years_undiscounted",
+];
+/// Per-contract metrics of the therapy arm.
+pub const CONTRACT_METRICS: [&str; 5] = [
+    "payer_cost",
+    "drug_paid",
+    "drug_paid_undiscounted",
+    "manufacturer_npv",
+    "share_of_price_paid",
+];
+/// Per (contract, comparator) paired differences, therapy minus comparator.
+pub const INCREMENTAL_METRICS: [&str; 3] = ["inc_cost", "inc_qalys", "inc_life_years"];
+
+/// Where each metric lives in the per-patient value vector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layout {
+    arms: usize,
+    contracts: usize,
+    comparators: Vec<usize>,
+}
+
+impl Layout {
+    /// The layout for a model.
+    pub fn new(model: &Model) -> Self {
+        Self {
+            arms: model.arms.len(),
+            contracts: model.contracts.len(),
+            comparators: model.comparators(),
+        }
+    }
+
+    /// Total number of slots.
+    pub fn slots(&self) -> usize {
+        self.arms * ARM_METRICS.len()
+            + self.contracts * CONTRACT_METRICS.len()
+            + self.contracts * self.comparators.len() * INCREMENTAL_METRICS.len()
+    }
+
+    /// Slot of arm metric `m` for arm `a`.
+    pub fn arm(&self, a: usize, m: usize) -> usize {
+        a * ARM_METRICS.len() + m
+    }
+
+    /// Slot of contract metric `m` for contract `c`.
+    pub fn contract(&self, c: usize, m: usize) -> usize {
+        self.arms * ARM_METRICS.len() + c * CONTRACT_METRICS.len() + m
+    }
+
+    /// Slot of incremental metric `m` for contract `c` against the `k`-th comparator.
+    pub fn incremental(&self, c: usize, k: usize, m: usize) -> usize {
+        self.arms * ARM_METRICS.len()
+            + self.contracts * CONTRACT_METRICS.len()
+            + (c * self.comparators.len() + k) * INCREMENTAL_METRICS.len()
+            + m
+    }
+
+    /// The comparator arms, in order.
+    pub fn comparators(&self) -> &[usize] {
+        &self.comparators
+    }
+
+    /// Covariance pairs: (inc_cost, inc_qalys) for each (contract, comparator), in order.
+    pub fn pairs(&self) -> Vec<(usize, usize)> {
+        let mut v = Vec::new();
+        for c in 0..self.contracts {
+            for k in 0..self.comparators.len() {
+                v.push((self.incremental(c, k, 0), self.incremental(c, k, 1)));
+            }
+        }
+        v
+    }
+
+    /// Index of the covariance pair of (contract, comparator).
+    pub fn pair(&self, c: usize, k: usize) -> usize {
+        c * self.comparators.len() + k
+    }
+}
+
+/// Per-year sums: plain `f64` within a block, exact across blocks.
+#[derive(Clone, Debug)]
+pub struct YearSums {
+    years: usize,
+    block: Vec<f64>,
+    total: Vec<ExactSum>,
+}
+
+impl YearSums {
+    fn new(series: usize, years: usize) -> Self {
+        Self {
+            years,
+            block: vec![0.0; series * years],
+            total: vec![ExactSum::new(); series * years],
+        }
+    }
+
+    fn two_series(&mut self, s1: usize, s2: usize) -> (&mut [f64], &mut [f64]) {
+        debug_assert!(s1 + 1 == s2);
+        let (a, b) = self.block[s1 * self.years..(s2 + 1) * self.years].split_at_mut(self.years);
+        (a, b)
+    }
+
+    fn end_block(&mut self) {
+        for (t, b) in self.total.iter_mut().zip(self.block.iter_mut()) {
+            if *b != 0.0 {
+                t.add(*b);
+                *b = 0.0;
+            }
+        }
+    }
+
+    fn merge(&mut self, other: &YearSums) {
+        for (a, b) in self.total.iter_mut().zip(&other.total) {
+            a.merge(b);
+        }
+    }
+
+    /// Total of series `s` in year `y`.
+    pub fn total(&self, s: usize, y: usize) -> f64 {
+        self.total[s * self.years + y].value()
+    }
+}
+
+/// Everything accumulated over patients by one worker (or merged over all).
+#[derive(Clone, Debug)]
+pub struct Tally {
+    layout: Layout,
+    values: Vec<f64>,
+    totals: Vec<ArmTotals>,
+    /// Moments (mean, sd, covariances) of every slot.
+    pub moments: MomentSet,
+    /// Quantile sketch of every slot.
+    pub sketches: Vec<QuantileSketch>,
+    /// Cash flows by year. Series 4a..4a+1: arm a other costs (undiscounted, discounted);
+    /// then per contract c: payments (undiscounted, discounted) at series 2·arms + 2c.
+    pub flows: YearSums,
+    /// Occupancy difference counts per arm, per state, per grid point (+1 sentinel).
+    occupancy_diff: Vec<Vec<Vec<i64>>>,
+    occupancy_points: usize,
+}
+
+impl Tally {
+    /// An empty tally; `shift` holds the reference value of each slot (patient 0's values).
+    pub fn new(model: &Model, shift: Vec<f64>) -> Self {
+        let layout = Layout::new(model);
+        let slots = layout.slots();
+        assert_eq!(shift.len(), slots);
+        let points = model.sim.occupancy_points();
+        let pairs = layout.pairs();
+        Self {
+            values: vec![0.0; slots],
+            totals: Vec::with_capacity(model.arms.len()),
+            moments: MomentSet::new(shift, pairs),
+            sketches: vec![QuantileSketch::new(); slots],
+            flows: YearSums::new(
+                2 * model.arms.len() + 2 * model.contracts.len(),
+                model.sim.years(),
+            ),
+            occupancy_diff: model
+                .arms
+                .iter()
+                .map(|a| vec![vec![0i64; points + 1]; a.states.len()])
+                .collect(),
+            occupancy_points: points,
+            layout,
+        }
+    }
+
+    /// The slot layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Accounts one patient: costs, QALYs and payments into `values`, flows and occupancy.
+    pub fn record(&mut self, model: &Model, rec: &PatientRecord) {
+        compute_values(
+            model,
+            &self.layout,
+            rec,
+            &mut self.values,
+            &mut self.flows,
+            &mut self.totals,
+        );
+        self.moments.add(&self.values);
+        for (s, &v) in self.sketches.iter_mut().zip(&self.values) {
+            s.add(v);
+        }
+        let step = model.sim.occupancy_step;
+        for (a, h) in rec.histories.iter().enumerate() {
+            let diff = &mut self.occupancy_diff[a];
+            let last = h.segments.len() - 1;
+            for (i, seg) in h.segments.iter().enumerate() {
+                let j0 = first_point_at_or_after(seg.start, step);
+                let j1 = if i == last {
+                    self.occupancy_points
+                } else {
+                    first_point_at_or_after(seg.end, step).min(self.occupancy_points)
+                };
+                if j0 < j1 {
+                    diff[seg.state][j0] += 1;
+                    diff[seg.state][j1] -= 1;
+                }
+            }
+        }
+    }
+
+    /// Closes a fixed block of patients (see [`MomentSet::end_block`]).
+    pub fn end_block(&mut self) {
+        self.moments.end_block();
+        self.flows.end_block();
+    }
+
+    /// Adds another tally (exact, order-independent).
+    pub fn merge(mut self, other: Tally) -> Tally {
+        self.moments.merge(&other.moments);
+        for (a, b) in self.sketches.iter_mut().zip(&other.sketches) {
+            a.merge(b);
+        }
+        self.flows.merge(&other.flows);
+        for (a, b) in self.occupancy_diff.iter_mut().zip(&other.occupancy_diff) {
+            for (sa, sb) in a.iter_mut().zip(b) {
+                for (x, y) in sa.iter_mut().zip(sb) {
+                    *x += y;
+                }
+            }
+        }
+        self
+    }
+
+    /// Patients in state `s` of arm `a` at occupancy grid point `j`.
+    pub fn occupancy(&self, a: usize, s: usize, j: usize) -> i64 {
+        self.occupancy_diff[a][s][..=j].iter().sum()
+    }
+
+    /// Occupancy counts of arm `a`, state `s`, over the whole grid.
+    pub fn occupancy_series(&self, a: usize, s: usize) -> Vec<i64> {
+        let mut acc = 0;
+        self.occupancy_diff[a][s][..self.occupancy_points]
+            .iter()
+            .map(|d| {
+                acc += d;
+                acc
+            })
+            .collect()
+    }
+}
+
+/// First grid index j with j·step >= t.
+fn first_point_at_or_after(t: f64, step: f64) -> usize {
+    if t <= 0.0 {
+        return 0;
+    }
+    let mut j = (t / step).ceil() as usize;
+    while j > 0 && (j - 1) as f64 * step >= t {
+        j -= 1;
+    }
+    while (j as f64) * step < t {
+        j += 1;
+    }
+    j
+}
+
+/// Computes one patient's metric values (layout order) and adds its cash flows to `flows`.
+/// `totals` is scratch space (reused across patients).
+pub fn compute_values(
+    model: &Model,
+    layout: &Layout,
+    rec: &PatientRecord,
+    values: &mut [f64],
+    flows: &mut YearSums,
+    totals: &mut Vec<ArmTotals>,
+) {
+    debug_assert_eq!(layout.slots(), values.len());
+    let sim = &model.sim;
+    let arms = model.arms.len();
+    totals.clear();
+    for (a, arm) in model.arms.iter().enumerate() {
+        let (u, d) = flows.two_series(2 * a, 2 * a + 1);
+        let mut yf = YearFlows {
+            undiscounted: u,
+            discounted: d,
+        };
+        let t = account_arm(arm, &rec.histories[a], &sim.costs, &sim.outcomes, &mut yf);
+        let base = a * ARM_METRICS.len();
+        values[base] = t.other_costs;
+        values[base + 1] = t.other_costs_undiscounted;
+        values[base + 2] = t.qalys;
+        values[base + 3] = t.qalys_undiscounted;
+        values[base + 4] = t.life_years;
+        values[base + 5] = t.life_years_undiscounted;
+        totals.push(t);
+    }
+    let therapy = &totals[model.therapy.arm];
+    let price = model.therapy.list_price;
+    for (c, pays) in rec.payments.iter().enumerate() {
+        let (mut paid, mut paid_u, mut revenue) = (0.0, 0.0, 0.0);
+        {
+            let (u, d) = flows.two_series(2 * arms + 2 * c, 2 * arms + 2 * c + 1);
+            let mut yf = YearFlows {
+                undiscounted: u,
+                discounted: d,
+            };
+            for p in pays {
+                let dc = sim.costs.factor(p.time);
+                paid += p.amount * dc;
+                paid_u += p.amount;
+                revenue += p.amount * sim.manufacturer.factor(p.time);
+                yf.point(p.time, p.amount, dc);
+            }
+        }
+        let base = arms * ARM_METRICS.len() + c * CONTRACT_METRICS.len();
+        values[base] = paid + therapy.other_costs;
+        values[base + 1] = paid;
+        values[base + 2] = paid_u;
+        values[base + 3] = revenue - model.therapy.cost_of_goods;
+        values[base + 4] = if price > 0.0 { paid_u / price } else { 0.0 };
+        for (k, &cmp) in layout.comparators.iter().enumerate() {
+            let o = &totals[cmp];
+            let i = layout.incremental(c, k, 0);
+            values[i] = values[base] - o.other_costs;
+            values[i + 1] = therapy.qalys - o.qalys;
+            values[i + 2] = therapy.life_years - o.life_years;
+        }
+    }
+}
+
+/// The reference (shift) values: patient 0's metric values in `draw`.
+pub fn reference_values(model: &Model, draw: u64) -> Vec<f64> {
+    let mut rec = PatientRecord::new(model);
+    rec.simulate(model, draw, 0);
+    let layout = Layout::new(model);
+    let mut values = vec![0.0; layout.slots()];
+    let mut flows = YearSums::new(
+        2 * model.arms.len() + 2 * model.contracts.len(),
+        model.sim.years(),
+    );
+    compute_values(
+        model,
+        &layout,
+        &rec,
+        &mut values,
+        &mut flows,
+        &mut Vec::new(),
+    );
+    values
+}

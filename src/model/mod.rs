@@ -1,0 +1,158 @@
+//! The compiled model: everything the engine needs, checked and in numeric form.
+//!
+//! `build::compile` turns a parsed [`crate::scenario::Scenario`] into a [`Model`], collecting
+//! every semantic error with its field path. The engine, the accounting and the contracts
+//! read only this type.
+
+pub mod build;
+pub mod family;
+pub mod lifetable;
+pub mod population;
+pub mod special;
+
+use crate::accounting::Discounter;
+use crate::contracts::ContractTerms;
+use crate::scenario::Clock;
+pub use build::compile;
+use family::Family;
+use lifetable::LifeTable;
+use population::AgeModel;
+
+/// A ready-to-run model.
+#[derive(Clone, Debug)]
+pub struct Model {
+    /// Scenario name.
+    pub name: String,
+    /// Scenario description.
+    pub description: String,
+    /// Currency of all amounts.
+    pub currency: String,
+    /// Price year of all amounts.
+    pub price_year: i32,
+    /// Simulation settings.
+    pub sim: SimSettings,
+    /// The treated population.
+    pub population: PopulationModel,
+    /// Therapy price and costs.
+    pub therapy: TherapyTerms,
+    /// Arms; `therapy.arm` indexes the therapy arm.
+    pub arms: Vec<ArmModel>,
+    /// Contracts evaluated on the therapy arm.
+    pub contracts: Vec<ContractTerms>,
+}
+
+/// Simulation settings.
+#[derive(Clone, Debug)]
+pub struct SimSettings {
+    /// Number of patients.
+    pub patients: u64,
+    /// Seed of all streams.
+    pub seed: u64,
+    /// Horizon in years.
+    pub horizon: f64,
+    /// Payer's discounting of costs and payments.
+    pub costs: Discounter,
+    /// Discounting of QALYs and life years.
+    pub outcomes: Discounter,
+    /// The manufacturer's discounting of revenue.
+    pub manufacturer: Discounter,
+    /// Willingness-to-pay thresholds.
+    pub wtp: Vec<f64>,
+    /// Step of the occupancy grid (years).
+    pub occupancy_step: f64,
+}
+
+impl SimSettings {
+    /// Number of whole or partial years in the horizon (rows of the cash-flow table).
+    pub fn years(&self) -> usize {
+        (self.horizon.ceil() as usize).max(1)
+    }
+
+    /// Number of points of the occupancy grid (0, step, 2 step, ... <= horizon).
+    pub fn occupancy_points(&self) -> usize {
+        (self.horizon / self.occupancy_step * (1.0 + 1e-12)).floor() as usize + 1
+    }
+}
+
+/// Population characteristics and background mortality.
+#[derive(Clone, Debug)]
+pub struct PopulationModel {
+    /// Age at treatment.
+    pub age: AgeModel,
+    /// Share female.
+    pub share_female: f64,
+    /// Age of certain death.
+    pub max_age: f64,
+    /// Background mortality.
+    pub life_table: LifeTable,
+}
+
+/// The therapy's price and the costs around it.
+#[derive(Clone, Debug)]
+pub struct TherapyTerms {
+    /// Index of the therapy arm.
+    pub arm: usize,
+    /// List price.
+    pub list_price: f64,
+    /// Payer's administration cost at time 0.
+    pub administration_cost: f64,
+    /// Manufacturer's cost of goods at time 0.
+    pub cost_of_goods: f64,
+}
+
+/// One arm's multi-state model and its costs and utilities.
+#[derive(Clone, Debug)]
+pub struct ArmModel {
+    /// Arm name.
+    pub name: String,
+    /// States, in file order.
+    pub states: Vec<StateModel>,
+    /// Index of the absorbing death state.
+    pub death: usize,
+    /// Cumulative initial distribution over states (last element 1).
+    pub initial_cumulative: Vec<f64>,
+    /// Outgoing transitions of each state.
+    pub exits: Vec<Vec<Exit>>,
+    /// One-time cost at time 0 (includes the therapy's administration cost for the therapy arm).
+    pub start_cost: f64,
+}
+
+/// A state's costs and utility.
+#[derive(Clone, Debug)]
+pub struct StateModel {
+    /// State name.
+    pub name: String,
+    /// Annual cost rate.
+    pub cost: f64,
+    /// Utility per year.
+    pub utility: f64,
+    /// One-time cost on entry.
+    pub entry_cost: f64,
+}
+
+/// A transition out of a state.
+#[derive(Clone, Debug)]
+pub struct Exit {
+    /// Destination state index.
+    pub to: usize,
+    /// Time-to-event distribution.
+    pub family: Family,
+    /// Which clock it runs on.
+    pub clock: Clock,
+}
+
+impl ArmModel {
+    /// Index of a state by name.
+    pub fn state_index(&self, name: &str) -> Option<usize> {
+        self.states.iter().position(|s| s.name == name)
+    }
+}
+
+impl Model {
+    /// Indices of the comparator arms (all arms but the therapy arm).
+    pub fn comparators(&self) -> Vec<usize> {
+        (0..self.arms.len())
+            .filter(|&a| a != self.therapy.arm)
+            .collect()
+    }
+}

@@ -1,0 +1,104 @@
+//! Patient characteristics: sex and age at treatment, and the background death time.
+
+use super::lifetable::Sex;
+use super::special::{norm_cdf, norm_quantile};
+use super::PopulationModel;
+use crate::rng::{exp1, uniform_open, PatientRng};
+
+/// Age at treatment.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AgeModel {
+    /// Everyone the same age.
+    Fixed(f64),
+    /// Normal(mean, sd) truncated to [min, max], sampled by inversion.
+    Normal {
+        /// Mean.
+        mean: f64,
+        /// SD.
+        sd: f64,
+        /// Lower bound.
+        min: f64,
+        /// Upper bound.
+        max: f64,
+    },
+    /// Uniform on [min, max].
+    Uniform {
+        /// Lower bound.
+        min: f64,
+        /// Upper bound.
+        max: f64,
+    },
+}
+
+impl AgeModel {
+    /// The oldest possible age.
+    pub fn max(&self) -> f64 {
+        match *self {
+            AgeModel::Fixed(a) => a,
+            AgeModel::Normal { max, .. } | AgeModel::Uniform { max, .. } => max,
+        }
+    }
+
+    /// The youngest possible age.
+    pub fn min(&self) -> f64 {
+        match *self {
+            AgeModel::Fixed(a) => a,
+            AgeModel::Normal { min, .. } | AgeModel::Uniform { min, .. } => min,
+        }
+    }
+
+    /// Age for a uniform `u` in (0, 1) (inversion, so one uniform per patient).
+    pub fn from_uniform(&self, u: f64) -> f64 {
+        match *self {
+            AgeModel::Fixed(a) => a,
+            AgeModel::Uniform { min, max } => min + u * (max - min),
+            AgeModel::Normal { mean, sd, min, max } => {
+                let lo = norm_cdf((min - mean) / sd);
+                let hi = norm_cdf((max - mean) / sd);
+                (mean + sd * norm_quantile(lo + u * (hi - lo))).clamp(min, max)
+            }
+        }
+    }
+}
+
+/// One patient's characteristics, shared by every arm (common random numbers).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Patient {
+    /// Sex.
+    pub sex: Sex,
+    /// Age at treatment.
+    pub age: f64,
+    /// Time from treatment to background death (years; may exceed the horizon).
+    pub background_death: f64,
+}
+
+impl PopulationModel {
+    /// Draws a patient from the population stream: sex, age, background death (3 draws).
+    pub fn sample(&self, rng: &mut PatientRng) -> Patient {
+        let sex = if uniform_open(rng) < self.share_female {
+            Sex::Female
+        } else {
+            Sex::Male
+        };
+        let age = self.age.from_uniform(uniform_open(rng));
+        let e = exp1(rng);
+        let table = self.life_table.for_sex(sex);
+        let death_age = table
+            .age_at_cumulative(table.cumulative(age) + e)
+            .min(self.max_age);
+        Patient {
+            sex,
+            age,
+            background_death: (death_age - age).max(0.0),
+        }
+    }
+
+    /// Probability that a patient of this sex and age is alive (background mortality only)
+    /// `t` years after treatment.
+    pub fn background_survival(&self, sex: Sex, age: f64, t: f64) -> f64 {
+        if age + t >= self.max_age {
+            return 0.0;
+        }
+        self.life_table.for_sex(sex).survival(age, age + t)
+    }
+}

@@ -1,0 +1,317 @@
+//! Writing a run's results: CSV tables and `manifest.json`, into a temporary directory that
+//! is renamed into place only when everything has been written, so an interrupted or failed
+//! run never leaves a directory that looks complete.
+
+use crate::engine::PatientRecord;
+use crate::model::Model;
+use crate::results::Results;
+use serde::Serialize;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The files every run writes.
+pub const RUN_FILES: [&str; 5] = [
+    "summary.csv",
+    "incremental.csv",
+    "cashflow.csv",
+    "occupancy.csv",
+    "manifest.json",
+];
+
+/// Provenance of a run, written as `manifest.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Manifest {
+    /// obasim version.
+    pub obasim_version: String,
+    /// Scenario name.
+    pub scenario_name: String,
+    /// Scenario file as given (or `<embedded>/...`).
+    pub scenario_file: String,
+    /// SHA-256 of the scenario file.
+    pub scenario_sha256: String,
+    /// Seed.
+    pub seed: u64,
+    /// Number of patients.
+    pub patients: u64,
+    /// Patients per fixed block (the reduction unit).
+    pub block_size: u64,
+    /// Worker threads used.
+    pub threads: usize,
+    /// Wall time of the simulation in seconds.
+    pub wall_time_seconds: f64,
+    /// The command line.
+    pub command_line: Vec<String>,
+    /// Currency and price year of all amounts.
+    pub currency: String,
+    /// Price year.
+    pub price_year: i32,
+    /// Files in the run directory.
+    pub files: Vec<String>,
+}
+
+/// Formats a number for CSV: shortest round-trip representation; empty if not finite.
+pub fn num(x: f64) -> String {
+    if x.is_finite() {
+        // Avoid "-0" in outputs.
+        if x == 0.0 {
+            "0".to_string()
+        } else {
+            format!("{x}")
+        }
+    } else {
+        String::new()
+    }
+}
+
+fn csv_err(e: csv::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+/// Writes the four CSV tables into `dir`.
+pub fn write_tables(dir: &Path, r: &Results) -> io::Result<()> {
+    let mut w = csv::Writer::from_path(dir.join("summary.csv")).map_err(csv_err)?;
+    w.write_record([
+        "arm", "contract", "metric", "mean", "mcse", "sd", "p025", "p50", "p975", "n",
+    ])
+    .map_err(csv_err)?;
+    for x in &r.summary {
+        w.write_record([
+            x.arm.clone(),
+            x.contract.clone(),
+            x.metric.clone(),
+            num(x.mean),
+            num(x.mcse),
+            num(x.sd),
+            num(x.p025),
+            num(x.p50),
+            num(x.p975),
+            x.n.to_string(),
+        ])
+        .map_err(csv_err)?;
+    }
+    w.flush()?;
+
+    let mut w = csv::Writer::from_path(dir.join("incremental.csv")).map_err(csv_err)?;
+    w.write_record([
+        "contract",
+        "comparator",
+        "metric",
+        "wtp",
+        "value",
+        "mcse",
+        "note",
+    ])
+    .map_err(csv_err)?;
+    for x in &r.incremental {
+        w.write_record([
+            x.contract.clone(),
+            x.comparator.clone(),
+            x.metric.clone(),
+            x.wtp.map(num).unwrap_or_default(),
+            num(x.value),
+            num(x.mcse),
+            x.note.clone(),
+        ])
+        .map_err(csv_err)?;
+    }
+    w.flush()?;
+
+    let mut w = csv::Writer::from_path(dir.join("cashflow.csv")).map_err(csv_err)?;
+    w.write_record([
+        "arm",
+        "contract",
+        "year",
+        "payments",
+        "payments_discounted",
+        "other_costs",
+        "other_costs_discounted",
+        "total",
+        "total_discounted",
+    ])
+    .map_err(csv_err)?;
+    for x in &r.cashflow {
+        w.write_record([
+            x.arm.clone(),
+            x.contract.clone(),
+            x.year.to_string(),
+            num(x.payments),
+            num(x.payments_discounted),
+            num(x.other_costs),
+            num(x.other_costs_discounted),
+            num(x.payments + x.other_costs),
+            num(x.payments_discounted + x.other_costs_discounted),
+        ])
+        .map_err(csv_err)?;
+    }
+    w.flush()?;
+
+    let mut w = csv::Writer::from_path(dir.join("occupancy.csv")).map_err(csv_err)?;
+    w.write_record(["arm", "time", "state", "share", "mcse"])
+        .map_err(csv_err)?;
+    for x in &r.occupancy {
+        w.write_record([
+            x.arm.clone(),
+            num(x.time),
+            x.state.clone(),
+            num(x.share),
+            num(x.mcse),
+        ])
+        .map_err(csv_err)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Writes the first patients' event histories (`patients.csv`) and payments
+/// (`patient_payments.csv`) for checking by hand.
+pub fn write_patients(dir: &Path, model: &Model, count: u64, draw: u64) -> io::Result<()> {
+    let mut h = csv::Writer::from_path(dir.join("patients.csv")).map_err(csv_err)?;
+    h.write_record([
+        "patient",
+        "sex",
+        "age",
+        "arm",
+        "state",
+        "entered",
+        "left",
+        "background_death",
+    ])
+    .map_err(csv_err)?;
+    let mut p = csv::Writer::from_path(dir.join("patient_payments.csv")).map_err(csv_err)?;
+    p.write_record(["patient", "contract", "time", "amount"])
+        .map_err(csv_err)?;
+    let mut rec = PatientRecord::new(model);
+    for i in 0..count.min(model.sim.patients) {
+        rec.simulate(model, draw, i);
+        for (a, hist) in rec.histories.iter().enumerate() {
+            let arm = &model.arms[a];
+            for seg in &hist.segments {
+                h.write_record([
+                    i.to_string(),
+                    rec.patient.sex.as_str().to_string(),
+                    num(rec.patient.age),
+                    arm.name.clone(),
+                    arm.states[seg.state].name.clone(),
+                    num(seg.start),
+                    num(seg.end),
+                    num(rec.patient.background_death),
+                ])
+                .map_err(csv_err)?;
+            }
+        }
+        for (c, pays) in rec.payments.iter().enumerate() {
+            for pay in pays {
+                p.write_record([
+                    i.to_string(),
+                    model.contracts[c].name.clone(),
+                    num(pay.time),
+                    num(pay.amount),
+                ])
+                .map_err(csv_err)?;
+            }
+        }
+    }
+    h.flush()?;
+    p.flush()?;
+    Ok(())
+}
+
+/// An output directory being written: files go into a hidden sibling temporary directory,
+/// renamed onto the target by [`StagedDir::commit`]. Dropped without commit, it is removed.
+pub struct StagedDir {
+    target: PathBuf,
+    staging: PathBuf,
+    committed: bool,
+}
+
+/// Why an output directory cannot be used.
+#[derive(Debug)]
+pub enum OutputDirError {
+    /// The directory exists and is not empty, and `--force` was not given.
+    NotEmpty(PathBuf),
+    /// An I/O error.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for OutputDirError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutputDirError::NotEmpty(p) => write!(
+                f,
+                "output directory `{}` exists and is not empty; use --force to replace it, or --out to choose another",
+                p.display()
+            ),
+            OutputDirError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for OutputDirError {}
+
+fn is_nonempty_dir(p: &Path) -> bool {
+    fs::read_dir(p)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
+}
+
+impl StagedDir {
+    /// Prepares to write `target`. Refuses an existing non-empty directory unless `force`.
+    pub fn new(target: &Path, force: bool) -> Result<StagedDir, OutputDirError> {
+        if target.exists() && (!target.is_dir() || is_nonempty_dir(target)) && !force {
+            return Err(OutputDirError::NotEmpty(target.to_path_buf()));
+        }
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent).map_err(OutputDirError::Io)?;
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".into());
+        let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        if staging.exists() {
+            fs::remove_dir_all(&staging).map_err(OutputDirError::Io)?;
+        }
+        fs::create_dir_all(&staging).map_err(OutputDirError::Io)?;
+        Ok(StagedDir {
+            target: target.to_path_buf(),
+            staging,
+            committed: false,
+        })
+    }
+
+    /// The directory to write into.
+    pub fn path(&self) -> &Path {
+        &self.staging
+    }
+
+    /// Moves the finished directory into place (replacing an old one when forced).
+    pub fn commit(mut self) -> io::Result<PathBuf> {
+        if self.target.exists() {
+            if self.target.is_dir() {
+                fs::remove_dir_all(&self.target)?;
+            } else {
+                fs::remove_file(&self.target)?;
+            }
+        }
+        fs::rename(&self.staging, &self.target)?;
+        self.committed = true;
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for StagedDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+/// Writes `manifest.json`.
+pub fn write_manifest(dir: &Path, manifest: &Manifest) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(manifest).map_err(io::Error::other)?;
+    fs::write(dir.join("manifest.json"), text + "\n")
+}

@@ -1,0 +1,331 @@
+//! Where a scenario comes from (a file, or the example embedded in the binary), its data
+//! files, and how field paths map back to lines and columns.
+
+use super::error::{Diagnostic, ScenarioError};
+use super::types::{Scenario, FORMAT_VERSION};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// The default example scenario, embedded so that `obasim run` works from any directory.
+pub const EXAMPLE_NAME: &str = "beti-cel-germany.toml";
+const EXAMPLE_TEXT: &str = include_str!("../../scenarios/beti-cel-germany.toml");
+const EMBEDDED_DATA: &[(&str, &str)] = &[(
+    "data/lifetable_usa_2015_mx.csv",
+    include_str!("../../scenarios/data/lifetable_usa_2015_mx.csv"),
+)];
+
+/// A scenario's text and the means to resolve the data files it references.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// Name shown in messages: the path as given, or `<embedded>/NAME`.
+    pub display_name: String,
+    /// File stem used for default output directories.
+    pub stem: String,
+    /// The TOML text.
+    pub text: String,
+    base_dir: Option<PathBuf>,
+}
+
+/// One segment of a field path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathSegment {
+    /// A table key.
+    Key(String),
+    /// An array index.
+    Index(usize),
+}
+
+/// Renders a field path as `a.b[2].c`.
+pub fn render_path(path: &[PathSegment]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            PathSegment::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            PathSegment::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+/// Parses `a.b[2].c` into segments.
+pub fn parse_path(path: &str) -> Vec<PathSegment> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        let mut rest = part;
+        if let Some(open) = rest.find('[') {
+            let key = &rest[..open];
+            if !key.is_empty() {
+                out.push(PathSegment::Key(key.to_string()));
+            }
+            rest = &rest[open..];
+            while let Some(stripped) = rest.strip_prefix('[') {
+                let close = stripped.find(']').unwrap_or(stripped.len());
+                if let Ok(i) = stripped[..close].parse() {
+                    out.push(PathSegment::Index(i));
+                }
+                rest = stripped.get(close + 1..).unwrap_or("");
+            }
+        } else if !rest.is_empty() {
+            out.push(PathSegment::Key(rest.to_string()));
+        }
+    }
+    out
+}
+
+impl Source {
+    /// Reads a scenario file from disk.
+    pub fn from_file(path: &Path) -> Result<Source, ScenarioError> {
+        let display_name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ScenarioError::single(
+                &display_name,
+                "",
+                format!("cannot read the scenario file: {e}"),
+            )
+        })?;
+        Ok(Source {
+            stem: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "scenario".into()),
+            display_name,
+            text,
+            base_dir: Some(
+                path.parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from(".")),
+            ),
+        })
+    }
+
+    /// The example scenario embedded in the binary (with its life table).
+    pub fn example() -> Source {
+        Source {
+            display_name: format!("<embedded>/scenarios/{EXAMPLE_NAME}"),
+            stem: EXAMPLE_NAME.trim_end_matches(".toml").to_string(),
+            text: EXAMPLE_TEXT.to_string(),
+            base_dir: None,
+        }
+    }
+
+    /// A scenario held in memory; data files resolve against `base_dir` (tests, tools).
+    pub fn from_text(display_name: &str, text: &str, base_dir: Option<PathBuf>) -> Source {
+        Source {
+            display_name: display_name.to_string(),
+            stem: Path::new(display_name)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "scenario".into()),
+            text: text.to_string(),
+            base_dir,
+        }
+    }
+
+    /// SHA-256 of the scenario text, hex.
+    pub fn sha256(&self) -> String {
+        let digest = Sha256::digest(self.text.as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Reads a data file referenced by the scenario, relative to the scenario file (or from
+    /// the binary for the embedded example). Returns the name to show in messages and the text.
+    pub fn read_data(&self, relative: &str) -> Result<(String, String), String> {
+        match &self.base_dir {
+            Some(dir) => {
+                let path = dir.join(relative);
+                let shown = path.display().to_string();
+                std::fs::read_to_string(&path)
+                    .map(|t| (shown.clone(), t))
+                    .map_err(|e| format!("cannot read `{shown}`: {e}"))
+            }
+            None => EMBEDDED_DATA
+                .iter()
+                .find(|(name, _)| *name == relative)
+                .map(|(name, text)| (format!("<embedded>/scenarios/{name}"), text.to_string()))
+                .ok_or_else(|| {
+                    format!(
+                        "`{relative}` is not embedded; embedded data files: {}",
+                        EMBEDDED_DATA
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }),
+        }
+    }
+
+    /// Parses and type-checks the TOML (syntax, types, unknown or missing fields, version).
+    pub fn parse(&self) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = toml::from_str(&self.text).map_err(|e| {
+            let (line, column, field) = match e.span() {
+                Some(span) => {
+                    let (l, c) = line_col(&self.text, span.start);
+                    (Some(l), Some(c), self.path_at(span.start))
+                }
+                None => (None, None, String::new()),
+            };
+            ScenarioError {
+                diagnostics: vec![Diagnostic {
+                    file: self.display_name.clone(),
+                    line,
+                    column,
+                    field,
+                    message: e.message().trim().to_string(),
+                }],
+            }
+        })?;
+        if scenario.format != FORMAT_VERSION {
+            return Err(ScenarioError {
+                diagnostics: vec![self.diagnostic(
+                    "format",
+                    format!(
+                        "unsupported format {}; this obasim reads format {FORMAT_VERSION}",
+                        scenario.format
+                    ),
+                )],
+            });
+        }
+        Ok(scenario)
+    }
+
+    /// A diagnostic for a field path (`arms[0].states[1].initial`), located in the file.
+    pub fn diagnostic(&self, field: &str, message: impl Into<String>) -> Diagnostic {
+        let (line, column) = match self.locate(&parse_path(field)) {
+            Some(offset) => {
+                let (l, c) = line_col(&self.text, offset);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        Diagnostic {
+            file: self.display_name.clone(),
+            line,
+            column,
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Byte offset of the value at `path`, or of its deepest existing parent.
+    fn locate(&self, path: &[PathSegment]) -> Option<usize> {
+        let root = DeTable::parse(&self.text).ok()?;
+        let mut best = None;
+        let mut table: &DeTable = root.get_ref();
+        let mut value: Option<&Spanned<DeValue>> = None;
+        for seg in path {
+            let next = match (seg, value.map(|v| v.get_ref())) {
+                (PathSegment::Key(k), None) => table.get(k.as_str()),
+                (PathSegment::Key(k), Some(DeValue::Table(t))) => t.get(k.as_str()),
+                (PathSegment::Index(i), Some(DeValue::Array(a))) => a.get(*i),
+                _ => None,
+            };
+            match next {
+                Some(v) => {
+                    best = Some(v.span().start);
+                    if let DeValue::Table(t) = v.get_ref() {
+                        table = t;
+                    }
+                    value = Some(v);
+                }
+                None => break,
+            }
+        }
+        best
+    }
+
+    /// The field path of the deepest value whose span contains `offset`.
+    fn path_at(&self, offset: usize) -> String {
+        let Ok(root) = DeTable::parse(&self.text) else {
+            return String::new();
+        };
+        let mut path = Vec::new();
+        if walk_table(root.get_ref(), offset, &mut path) {
+            render_path(&path)
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// Depth-first search for the entry whose key or value span contains `offset`. (Spans of
+/// tables given by a `[header]` cover only the header, so children are always searched.)
+fn walk_table(table: &DeTable, offset: usize, path: &mut Vec<PathSegment>) -> bool {
+    for (k, v) in table.iter() {
+        path.push(PathSegment::Key(k.get_ref().to_string()));
+        if walk_value(v, offset, path) || k.span().contains(&offset) || v.span().contains(&offset) {
+            return true;
+        }
+        path.pop();
+    }
+    false
+}
+
+/// Searches the children of a value; true when a child matched (and `path` extended).
+fn walk_value(v: &Spanned<DeValue>, offset: usize, path: &mut Vec<PathSegment>) -> bool {
+    match v.get_ref() {
+        DeValue::Table(t) => walk_table(t, offset, path),
+        DeValue::Array(a) => {
+            for (i, item) in a.iter().enumerate() {
+                path.push(PathSegment::Index(i));
+                if walk_value(item, offset, path) || item.span().contains(&offset) {
+                    return true;
+                }
+                path.pop();
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let column = text[line_start..offset].chars().count() + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_round_trip() {
+        let p = parse_path("arms[0].states[12].initial");
+        assert_eq!(
+            p,
+            vec![
+                PathSegment::Key("arms".into()),
+                PathSegment::Index(0),
+                PathSegment::Key("states".into()),
+                PathSegment::Index(12),
+                PathSegment::Key("initial".into()),
+            ]
+        );
+        assert_eq!(render_path(&p), "arms[0].states[12].initial");
+    }
+
+    #[test]
+    fn locates_fields_in_arrays_of_tables() {
+        let text = "format = 1\n[[arms]]\nname = \"a\"\n[[arms]]\nname = \"b\"\n[[arms.states]]\nname = \"x\"\ninitial = 2.0\n";
+        let s = Source::from_text("t.toml", text, None);
+        let d = s.diagnostic("arms[1].states[0].initial", "bad");
+        assert_eq!((d.line, d.column), (Some(8), Some(11)));
+        let d = s.diagnostic("arms[1].name", "bad");
+        assert_eq!(d.line, Some(5));
+        let offset = text.find("2.0").unwrap();
+        assert_eq!(s.path_at(offset), "arms[1].states[0].initial");
+        assert_eq!(s.path_at(text.find("\"b\"").unwrap()), "arms[1].name");
+    }
+}
