@@ -205,6 +205,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let io = |e: std::io::Error| Failure::Other(format!("writing results: {e}"));
     let dir = staged.path();
     output::write_tables(dir, &results).map_err(io)?;
+    output::write_scenario_copy(dir, &source.text).map_err(io)?;
     let mut files: Vec<String> = output::RUN_FILES.iter().map(|s| s.to_string()).collect();
     if let Some(k) = args.patients_csv {
         output::write_patients(dir, &model, k, 0).map_err(io)?;

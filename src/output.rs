@@ -11,11 +11,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// The files every run writes.
-pub const RUN_FILES: [&str; 5] = [
+pub const RUN_FILES: [&str; 7] = [
     "summary.csv",
     "incremental.csv",
     "cashflow.csv",
     "occupancy.csv",
+    "quantiles.csv",
+    "scenario.toml",
     "manifest.json",
 ];
 
@@ -160,7 +162,28 @@ pub fn write_tables(dir: &Path, r: &Results) -> io::Result<()> {
         .map_err(csv_err)?;
     }
     w.flush()?;
+
+    let mut w = csv::Writer::from_path(dir.join("quantiles.csv")).map_err(csv_err)?;
+    w.write_record(["arm", "contract", "metric", "p", "value"])
+        .map_err(csv_err)?;
+    for x in &r.quantiles {
+        w.write_record([
+            x.arm.clone(),
+            x.contract.clone(),
+            x.metric.clone(),
+            num(x.p),
+            num(x.value),
+        ])
+        .map_err(csv_err)?;
+    }
+    w.flush()?;
     Ok(())
+}
+
+/// Copies the scenario text into the run directory as `scenario.toml` (provenance; the run
+/// can be repeated from it, with data files resolved against the original location).
+pub fn write_scenario_copy(dir: &Path, text: &str) -> io::Result<()> {
+    fs::write(dir.join("scenario.toml"), text)
 }
 
 /// Writes the first patients' event histories (`patients.csv`) and payments

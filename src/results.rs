@@ -84,6 +84,31 @@ pub struct OccupancyRow {
     pub mcse: f64,
 }
 
+/// One row of `quantiles.csv`: the per-patient distribution of a metric, as its quantile
+/// function on a grid of probabilities (for histograms and distribution plots).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantileRow {
+    /// Arm.
+    pub arm: String,
+    /// Contract (`none` for comparators).
+    pub contract: String,
+    /// Metric.
+    pub metric: String,
+    /// Probability in [0, 1].
+    pub p: f64,
+    /// Quantile (inverse empirical CDF, within the sketch accuracy).
+    pub value: f64,
+}
+
+/// Metrics whose whole per-patient distribution is written to `quantiles.csv`.
+pub const DISTRIBUTION_METRICS: [&str; 5] = [
+    "payer_cost",
+    "drug_paid",
+    "drug_paid_undiscounted",
+    "manufacturer_npv",
+    "qalys",
+];
+
 /// All result tables of one run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Results {
@@ -95,6 +120,8 @@ pub struct Results {
     pub cashflow: Vec<CashflowRow>,
     /// `occupancy.csv`.
     pub occupancy: Vec<OccupancyRow>,
+    /// `quantiles.csv`.
+    pub quantiles: Vec<QuantileRow>,
 }
 
 impl Results {
@@ -119,6 +146,22 @@ impl Results {
             }
         };
         let mut summary = Vec::new();
+        let mut quantiles = Vec::new();
+        let mut distribution = |arm: &str, contract: &str, metric: &str, slot: usize| {
+            if !DISTRIBUTION_METRICS.contains(&metric) {
+                return;
+            }
+            for k in 0..=100 {
+                let p = k as f64 / 100.0;
+                quantiles.push(QuantileRow {
+                    arm: arm.to_string(),
+                    contract: contract.to_string(),
+                    metric: metric.to_string(),
+                    p,
+                    value: tally.sketches[slot].quantile(p).unwrap_or(f64::NAN),
+                });
+            }
+        };
         let therapy = model.therapy.arm;
         let tname = &model.arms[therapy].name;
         for (c, contract) in model.contracts.iter().enumerate() {
@@ -127,17 +170,21 @@ impl Results {
                     continue;
                 }
                 summary.push(row(tname, &contract.name, metric, layout.contract(c, m)));
+                distribution(tname, &contract.name, metric, layout.contract(c, m));
             }
             for (m, metric) in ARM_METRICS.iter().enumerate() {
                 summary.push(row(tname, &contract.name, metric, layout.arm(therapy, m)));
+                distribution(tname, &contract.name, metric, layout.arm(therapy, m));
             }
         }
         for &a in layout.comparators() {
             let name = &model.arms[a].name;
             // A comparator's payer cost is its other costs (no therapy price).
             summary.push(row(name, NO_CONTRACT, "payer_cost", layout.arm(a, 0)));
+            distribution(name, NO_CONTRACT, "payer_cost", layout.arm(a, 0));
             for (m, metric) in ARM_METRICS.iter().enumerate() {
                 summary.push(row(name, NO_CONTRACT, metric, layout.arm(a, m)));
+                distribution(name, NO_CONTRACT, metric, layout.arm(a, m));
             }
         }
 
@@ -236,6 +283,7 @@ impl Results {
             incremental,
             cashflow,
             occupancy,
+            quantiles,
         }
     }
 
