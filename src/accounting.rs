@@ -90,29 +90,52 @@ impl YearFlows<'_> {
         self.discounted[y] += amount * d;
     }
 
-    /// A cost flowing at annual rate `c` over [a, b].
+    /// A cost flowing at annual rate `c` over [a, b] (amounts after the last year go into it).
     pub fn flow(&mut self, a: f64, b: f64, c: f64, disc: &Discounter) {
         let last = self.undiscounted.len() - 1;
-        let mut lo = a;
-        let mut dlo = disc.factor(lo);
-        while lo < b {
-            let y = (lo.floor() as usize).min(last);
-            let hi = if y == last { b } else { b.min(y as f64 + 1.0) };
-            self.undiscounted[y] += c * (hi - lo);
-            self.discounted[y] += c * disc.integral_given_start(lo, hi, dlo);
-            lo = hi;
-            dlo = disc.factor(hi);
-        }
+        split_flow(a, b, c, disc, last, |y, u, d| {
+            self.undiscounted[y] += u;
+            self.discounted[y] += d;
+        });
+    }
+}
+
+/// Splits a cost flowing at annual rate `c` over [a, b] by year of time: calls
+/// `sink(year, undiscounted, discounted)` for each year overlapped; years past `last_year`
+/// are merged into `last_year`.
+pub fn split_flow(
+    a: f64,
+    b: f64,
+    c: f64,
+    disc: &Discounter,
+    last_year: usize,
+    mut sink: impl FnMut(usize, f64, f64),
+) {
+    let mut lo = a;
+    let mut dlo = disc.factor(lo);
+    while lo < b {
+        let y = (lo.floor() as usize).min(last_year);
+        let hi = if y == last_year {
+            b
+        } else {
+            b.min(y as f64 + 1.0)
+        };
+        sink(y, c * (hi - lo), c * disc.integral_given_start(lo, hi, dlo));
+        lo = hi;
+        dlo = disc.factor(hi);
     }
 }
 
 /// Accounts one arm's history exactly over each sojourn: state costs, entry costs, the start
 /// cost, QALYs and life years; adds the payer's other-cost flows per year into `flows`.
+/// Costs count only before `payer_until` (when the patient leaves the payer); health
+/// outcomes count in full.
 pub fn account_arm(
     arm: &ArmModel,
     history: &History,
     costs: &Discounter,
     outcomes: &Discounter,
+    payer_until: f64,
     flows: &mut YearFlows<'_>,
 ) -> ArmTotals {
     let mut t = ArmTotals {
@@ -125,7 +148,7 @@ pub fn account_arm(
     }
     for seg in &history.segments {
         let state = &arm.states[seg.state];
-        if state.entry_cost != 0.0 {
+        if state.entry_cost != 0.0 && seg.start < payer_until {
             let d = costs.factor(seg.start);
             t.other_costs += state.entry_cost * d;
             t.other_costs_undiscounted += state.entry_cost;
@@ -140,10 +163,11 @@ pub fn account_arm(
         t.life_years_undiscounted += length;
         t.qalys += state.utility * life;
         t.qalys_undiscounted += state.utility * length;
-        if state.cost != 0.0 {
-            t.other_costs += state.cost * costs.integral(seg.start, seg.end);
-            t.other_costs_undiscounted += state.cost * length;
-            flows.flow(seg.start, seg.end, state.cost, costs);
+        let cost_end = seg.end.min(payer_until);
+        if state.cost != 0.0 && cost_end > seg.start {
+            t.other_costs += state.cost * costs.integral(seg.start, cost_end);
+            t.other_costs_undiscounted += state.cost * (cost_end - seg.start);
+            flows.flow(seg.start, cost_end, state.cost, costs);
         }
     }
     t

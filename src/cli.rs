@@ -207,6 +207,9 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     output::write_tables(dir, &results).map_err(io)?;
     output::write_scenario_copy(dir, &source.text).map_err(io)?;
     let mut files: Vec<String> = output::RUN_FILES.iter().map(|s| s.to_string()).collect();
+    if !results.budget.is_empty() {
+        files.push("budget.csv".into());
+    }
     if let Some(k) = args.patients_csv {
         output::write_patients(dir, &model, k, 0).map_err(io)?;
         files.push("patients.csv".into());

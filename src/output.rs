@@ -11,12 +11,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// The files every run writes.
-pub const RUN_FILES: [&str; 7] = [
+pub const RUN_FILES: [&str; 8] = [
     "summary.csv",
     "incremental.csv",
     "cashflow.csv",
     "occupancy.csv",
     "quantiles.csv",
+    "risk.csv",
     "scenario.toml",
     "manifest.json",
 ];
@@ -130,6 +131,8 @@ pub fn write_tables(dir: &Path, r: &Results) -> io::Result<()> {
         "other_costs_discounted",
         "total",
         "total_discounted",
+        "admin_costs",
+        "admin_costs_discounted",
     ])
     .map_err(csv_err)?;
     for x in &r.cashflow {
@@ -141,8 +144,10 @@ pub fn write_tables(dir: &Path, r: &Results) -> io::Result<()> {
             num(x.payments_discounted),
             num(x.other_costs),
             num(x.other_costs_discounted),
-            num(x.payments + x.other_costs),
-            num(x.payments_discounted + x.other_costs_discounted),
+            num(x.payments + x.other_costs + x.admin_costs),
+            num(x.payments_discounted + x.other_costs_discounted + x.admin_costs_discounted),
+            num(x.admin_costs),
+            num(x.admin_costs_discounted),
         ])
         .map_err(csv_err)?;
     }
@@ -162,6 +167,52 @@ pub fn write_tables(dir: &Path, r: &Results) -> io::Result<()> {
         .map_err(csv_err)?;
     }
     w.flush()?;
+
+    let mut w = csv::Writer::from_path(dir.join("risk.csv")).map_err(csv_err)?;
+    w.write_record(["contract", "metric", "value"])
+        .map_err(csv_err)?;
+    for x in &r.risk {
+        w.write_record([x.contract.clone(), x.metric.clone(), num(x.value)])
+            .map_err(csv_err)?;
+    }
+    w.flush()?;
+
+    if !r.budget.is_empty() {
+        let mut w = csv::Writer::from_path(dir.join("budget.csv")).map_err(csv_err)?;
+        w.write_record([
+            "arm",
+            "contract",
+            "year",
+            "mean",
+            "sd",
+            "p025",
+            "p50",
+            "p975",
+            "cap_rebate",
+            "other_costs",
+            "total",
+            "replicates",
+        ])
+        .map_err(csv_err)?;
+        for x in &r.budget {
+            w.write_record([
+                x.arm.clone(),
+                x.contract.clone(),
+                x.year.to_string(),
+                num(x.mean),
+                num(x.sd),
+                num(x.p025),
+                num(x.p50),
+                num(x.p975),
+                num(x.cap_rebate),
+                num(x.other_costs),
+                num(x.total),
+                x.replicates.to_string(),
+            ])
+            .map_err(csv_err)?;
+        }
+        w.flush()?;
+    }
 
     let mut w = csv::Writer::from_path(dir.join("quantiles.csv")).map_err(csv_err)?;
     w.write_record(["arm", "contract", "metric", "p", "value"])

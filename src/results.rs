@@ -1,7 +1,7 @@
 //! Result tables computed from a finished [`Tally`]: summary statistics with Monte Carlo
 //! error, incremental cost-effectiveness, cash flows by year and state occupancy.
 
-use crate::engine::tally::{ARM_METRICS, CONTRACT_METRICS};
+use crate::engine::tally::{contract_metric, FlowSeries, ARM_METRICS, CONTRACT_METRICS};
 use crate::engine::Tally;
 use crate::model::build::NO_CONTRACT;
 use crate::model::Model;
@@ -67,6 +67,50 @@ pub struct CashflowRow {
     pub other_costs: f64,
     /// Other costs, discounted.
     pub other_costs_discounted: f64,
+    /// Administrative (assessment) costs of the contract, undiscounted.
+    pub admin_costs: f64,
+    /// Administrative costs, discounted.
+    pub admin_costs_discounted: f64,
+}
+
+/// One row of `budget.csv`: this payer's spend on the treated cohorts in a calendar year.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BudgetRow {
+    /// Arm.
+    pub arm: String,
+    /// Contract (`none` for comparators).
+    pub contract: String,
+    /// Calendar year (1 = the first year of uptake).
+    pub year: usize,
+    /// Mean therapy spend (payments net of refunds, assessment costs, after the cap).
+    pub mean: f64,
+    /// SD of the therapy spend over simulated cohorts.
+    pub sd: f64,
+    /// 2.5% quantile over simulated cohorts.
+    pub p025: f64,
+    /// Median.
+    pub p50: f64,
+    /// 97.5% quantile.
+    pub p975: f64,
+    /// Mean amount paid back under the annual cap.
+    pub cap_rebate: f64,
+    /// Expected other costs (state, entry, start) of the cohorts in the year.
+    pub other_costs: f64,
+    /// mean + other_costs.
+    pub total: f64,
+    /// Number of simulated cohorts.
+    pub replicates: usize,
+}
+
+/// One row of `risk.csv`: how much risk a contract leaves with the payer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RiskRow {
+    /// Contract.
+    pub contract: String,
+    /// Metric name.
+    pub metric: String,
+    /// Value.
+    pub value: f64,
 }
 
 /// One row of `occupancy.csv`: share of patients in a state at a time.
@@ -122,6 +166,10 @@ pub struct Results {
     pub occupancy: Vec<OccupancyRow>,
     /// `quantiles.csv`.
     pub quantiles: Vec<QuantileRow>,
+    /// `budget.csv` (empty without a `[cohort]`).
+    pub budget: Vec<BudgetRow>,
+    /// `risk.csv`.
+    pub risk: Vec<RiskRow>,
 }
 
 impl Results {
@@ -229,7 +277,7 @@ impl Results {
 
         let mut cashflow = Vec::new();
         let years = model.sim.years();
-        let arms = model.arms.len();
+        let fs = FlowSeries::new(model);
         let per = |s: usize, y: usize| tally.flows.total(s, y) / nf;
         for (c, contract) in model.contracts.iter().enumerate() {
             for y in 0..years {
@@ -237,10 +285,12 @@ impl Results {
                     arm: tname.clone(),
                     contract: contract.name.clone(),
                     year: y,
-                    payments: per(2 * arms + 2 * c, y),
-                    payments_discounted: per(2 * arms + 2 * c + 1, y),
-                    other_costs: per(2 * therapy, y),
-                    other_costs_discounted: per(2 * therapy + 1, y),
+                    payments: per(fs.payments(c), y),
+                    payments_discounted: per(fs.payments(c) + 1, y),
+                    other_costs: per(fs.arm_costs(therapy), y),
+                    other_costs_discounted: per(fs.arm_costs(therapy) + 1, y),
+                    admin_costs: per(fs.admin(c), y),
+                    admin_costs_discounted: per(fs.admin(c) + 1, y),
                 });
             }
         }
@@ -252,11 +302,15 @@ impl Results {
                     year: y,
                     payments: 0.0,
                     payments_discounted: 0.0,
-                    other_costs: per(2 * a, y),
-                    other_costs_discounted: per(2 * a + 1, y),
+                    other_costs: per(fs.arm_costs(a), y),
+                    other_costs_discounted: per(fs.arm_costs(a) + 1, y),
+                    admin_costs: 0.0,
+                    admin_costs_discounted: 0.0,
                 });
             }
         }
+        let budget = budget_rows(model, tally, &cashflow);
+        let risk = risk_rows(model, tally);
 
         let mut occupancy = Vec::new();
         let step = model.sim.occupancy_step;
@@ -284,6 +338,8 @@ impl Results {
             cashflow,
             occupancy,
             quantiles,
+            budget,
+            risk,
         }
     }
 
@@ -293,6 +349,173 @@ impl Results {
             .iter()
             .find(|r| r.arm == arm && r.contract == contract && r.metric == metric)
     }
+}
+
+/// Quantile (inverse ECDF) of sorted values.
+fn sorted_quantile(sorted: &[f64], p: f64) -> f64 {
+    let n = sorted.len();
+    let rank = ((p * n as f64).ceil() as usize).clamp(1, n);
+    sorted[rank - 1]
+}
+
+/// Mean and sample SD.
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// This payer's therapy spend per simulated cohort and calendar year, after the annual cap:
+/// (undiscounted spend, discounted spend, undiscounted rebate, discounted rebate), indexed
+/// [replicate][year], for contract `c`. Rebates are paid back at the end of the year.
+fn cohort_spend(model: &Model, tally: &Tally, c: usize) -> Vec<Vec<(f64, f64, f64, f64)>> {
+    let (Some(cm), Some(cs)) = (model.cohort.as_ref(), tally.cohort.as_ref()) else {
+        return Vec::new();
+    };
+    (0..cs.replicates())
+        .map(|r| {
+            (0..cs.years())
+                .map(|y| {
+                    let (u, d) = cs.spend(r, c, y);
+                    let rebate = cm.annual_cap.map_or(0.0, |cap| (u - cap).max(0.0));
+                    let rebate_d = rebate * model.sim.costs.factor(y as f64 + 1.0);
+                    (u - rebate, d - rebate_d, rebate, rebate_d)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn budget_rows(model: &Model, tally: &Tally, cashflow: &[CashflowRow]) -> Vec<BudgetRow> {
+    let Some(cm) = model.cohort.as_ref() else {
+        return Vec::new();
+    };
+    let tname = &model.arms[model.therapy.arm].name;
+    // Expected other costs of the cohorts in calendar year Y: Σ_u N_u · E[other costs in
+    // year Y − u since treatment] (exact expectation from all simulated patients).
+    let other = |arm: &str, contract: &str, y: usize| -> f64 {
+        cm.uptake
+            .iter()
+            .enumerate()
+            .filter(|(u, _)| *u <= y)
+            .map(|(u, &n)| {
+                cashflow
+                    .iter()
+                    .find(|r| r.arm == arm && r.contract == contract && r.year == y - u)
+                    .map_or(0.0, |r| n as f64 * r.other_costs)
+            })
+            .sum()
+    };
+    let mut rows = Vec::new();
+    for (c, contract) in model.contracts.iter().enumerate() {
+        let spend = cohort_spend(model, tally, c);
+        let reps = spend.len();
+        for y in 0..cm.years {
+            let mut v: Vec<f64> = spend.iter().map(|r| r[y].0).collect();
+            let rebate = spend.iter().map(|r| r[y].2).sum::<f64>() / reps as f64;
+            let (mean, sd) = mean_sd(&v);
+            v.sort_by(f64::total_cmp);
+            let other_costs = other(tname, &contract.name, y);
+            rows.push(BudgetRow {
+                arm: tname.clone(),
+                contract: contract.name.clone(),
+                year: y + 1,
+                mean,
+                sd,
+                p025: sorted_quantile(&v, 0.025),
+                p50: sorted_quantile(&v, 0.5),
+                p975: sorted_quantile(&v, 0.975),
+                cap_rebate: rebate,
+                other_costs,
+                total: mean + other_costs,
+                replicates: reps,
+            });
+        }
+    }
+    for a in model.comparators() {
+        let name = &model.arms[a].name;
+        for y in 0..cm.years {
+            let other_costs = other(name, NO_CONTRACT, y);
+            rows.push(BudgetRow {
+                arm: name.clone(),
+                contract: NO_CONTRACT.to_string(),
+                year: y + 1,
+                mean: 0.0,
+                sd: 0.0,
+                p025: 0.0,
+                p50: 0.0,
+                p975: 0.0,
+                cap_rebate: 0.0,
+                other_costs,
+                total: other_costs,
+                replicates: cm.replicates as usize,
+            });
+        }
+    }
+    rows
+}
+
+/// Risk measures per contract: per-patient payer-cost SD and the variance moved off the
+/// payer relative to paying upfront; with cohorts, the SD, 95% VaR and CVaR of the payer's
+/// discounted therapy spend on a treated cohort.
+fn risk_rows(model: &Model, tally: &Tally) -> Vec<RiskRow> {
+    let layout = tally.layout();
+    let therapy = model.therapy.arm;
+    // Under upfront payment the payer cost is price + other costs: its variance is that of
+    // the therapy arm's other costs (the price is fixed).
+    let upfront_var = tally.moments.mean_sd(layout.arm(therapy, 0)).sd.powi(2);
+    let mut rows = Vec::new();
+    for (c, contract) in model.contracts.iter().enumerate() {
+        let mut push = |metric: &str, value: f64| {
+            rows.push(RiskRow {
+                contract: contract.name.clone(),
+                metric: metric.to_string(),
+                value,
+            })
+        };
+        let sd = tally
+            .moments
+            .mean_sd(layout.contract(c, contract_metric("payer_cost")))
+            .sd;
+        push("payer_cost_sd", sd);
+        push("payer_cost_variance", sd * sd);
+        push("upfront_payer_cost_variance", upfront_var);
+        push("variance_moved_off_payer", upfront_var - sd * sd);
+        if upfront_var > 0.0 {
+            push(
+                "variance_moved_off_payer_share",
+                (upfront_var - sd * sd) / upfront_var,
+            );
+        }
+        let spend = cohort_spend(model, tally, c);
+        if !spend.is_empty() {
+            let mut pv: Vec<f64> = spend
+                .iter()
+                .map(|r| r.iter().map(|x| x.1).sum::<f64>())
+                .collect();
+            let rebates: Vec<f64> = spend
+                .iter()
+                .map(|r| r.iter().map(|x| x.3).sum::<f64>())
+                .collect();
+            let (mean, sd) = mean_sd(&pv);
+            pv.sort_by(f64::total_cmp);
+            let var95 = sorted_quantile(&pv, 0.95);
+            let tail = ((0.05 * pv.len() as f64).ceil() as usize).max(1);
+            let cvar95 = pv[pv.len() - tail..].iter().sum::<f64>() / tail as f64;
+            push("cohort_replicates", pv.len() as f64);
+            push("cohort_spend_pv_mean", mean);
+            push("cohort_spend_pv_sd", sd);
+            push("cohort_spend_pv_var95", var95);
+            push("cohort_spend_pv_cvar95", cvar95);
+            push("cohort_cap_rebate_pv_mean", mean_sd(&rebates).0);
+        }
+    }
+    rows
 }
 
 /// ICER = E[ΔC]/E[ΔQ] with a delta-method standard error, and its quadrant.

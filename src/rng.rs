@@ -15,6 +15,12 @@ pub type PatientRng = Xoshiro256PlusPlus;
 pub const STREAM_POPULATION: u64 = 0;
 /// First stream identifier of the arms' disease processes (arm `i` uses `STREAM_ARM0 + i`).
 pub const STREAM_ARM0: u64 = 1;
+/// Stream of the time the patient leaves the payer.
+pub const STREAM_CHURN: u64 = 1 << 32;
+/// Stream of the time the manufacturer can no longer pay refunds.
+pub const STREAM_MANUFACTURER: u64 = (1 << 32) + 1;
+/// First stream of the assessment plans (plan `k` uses `STREAM_PLAN0 + k`).
+pub const STREAM_PLAN0: u64 = 1 << 33;
 
 /// SplitMix64 finaliser: a bijective mixing of 64 bits.
 #[inline]

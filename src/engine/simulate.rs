@@ -4,11 +4,14 @@
 //! reset or forward), background mortality competes from every living state, and the
 //! earliest event wins. No time grid.
 
-use crate::contracts::Payment;
+use crate::contracts::{Assessment, ContractContext, ContractEvents, Payment};
 use crate::history::{Ending, History, Segment};
 use crate::model::population::Patient;
 use crate::model::{ArmModel, Model};
-use crate::rng::{exp1, stream, uniform_open, PatientRng, STREAM_ARM0, STREAM_POPULATION};
+use crate::rng::{
+    exp1, stream, uniform_open, PatientRng, STREAM_ARM0, STREAM_CHURN, STREAM_MANUFACTURER,
+    STREAM_PLAN0, STREAM_POPULATION,
+};
 use crate::scenario::Clock;
 
 /// Simulates one arm for `patient`, filling `out` (reused; cleared first).
@@ -94,8 +97,16 @@ pub struct PatientRecord {
     pub patient: Patient,
     /// One history per arm.
     pub histories: Vec<History>,
+    /// When the patient leaves the payer (infinite if never).
+    pub churn_time: f64,
+    /// When the manufacturer can no longer pay refunds (infinite if never).
+    pub default_time: f64,
+    /// Assessments of the therapy arm under each plan.
+    pub assessments: Vec<Vec<Assessment>>,
     /// Payments per contract (therapy arm).
     pub payments: Vec<Vec<Payment>>,
+    /// Other per-patient contract events (withheld amounts, lost refunds).
+    pub events: Vec<ContractEvents>,
 }
 
 impl PatientRecord {
@@ -109,7 +120,11 @@ impl PatientRecord {
                 background_death: 0.0,
             },
             histories: vec![History::new(); model.arms.len()],
+            churn_time: f64::INFINITY,
+            default_time: f64::INFINITY,
+            assessments: vec![Vec::new(); model.plans.len()],
             payments: vec![Vec::with_capacity(16); model.contracts.len()],
+            events: vec![ContractEvents::default(); model.contracts.len()],
         }
     }
 
@@ -130,10 +145,33 @@ impl PatientRecord {
                 &mut self.histories[a],
             );
         }
+        let event_time = |family: &Option<crate::model::family::Family>, id: u64| match family {
+            Some(f) => f.sample_after(0.0, exp1(&mut stream(seed, draw, index, id))),
+            None => f64::INFINITY,
+        };
+        self.churn_time = event_time(&model.churn, STREAM_CHURN);
+        self.default_time = event_time(&model.manufacturer_default, STREAM_MANUFACTURER);
         let therapy = &self.histories[model.therapy.arm];
+        for (k, plan) in model.plans.iter().enumerate() {
+            let mut rng = stream(seed, draw, index, STREAM_PLAN0 + k as u64);
+            plan.assess(
+                &model.outcomes[plan.outcome],
+                therapy,
+                &mut rng,
+                &mut self.assessments[k],
+            );
+        }
+        let ctx = ContractContext {
+            history: therapy,
+            outcomes: &model.outcomes,
+            assessments: &self.assessments,
+            churn_time: self.churn_time,
+            default_time: self.default_time,
+            list_price: model.therapy.list_price,
+        };
         for (c, contract) in model.contracts.iter().enumerate() {
             self.payments[c].clear();
-            contract.payments(therapy, model.therapy.list_price, &mut self.payments[c]);
+            self.events[c] = contract.evaluate(&ctx, &mut self.payments[c]);
         }
     }
 }

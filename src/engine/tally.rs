@@ -6,6 +6,7 @@
 
 use super::simulate::PatientRecord;
 use crate::accounting::{account_arm, ArmTotals, YearFlows};
+use crate::contracts::{PaidBy, PaymentKind};
 use crate::model::Model;
 use crate::stats::{ExactSum, MomentSet, QuantileSketch};
 
@@ -18,14 +19,31 @@ pub const ARM_METRICS: [&str; 6] = [
     "life_years",
     "life_years_undiscounted",
 ];
-/// Per-contract metrics of the therapy arm.
-pub const CONTRACT_METRICS: [&str; 5] = [
+/// Per-contract metrics of the therapy arm. Amounts are per patient; `any_*` are 0/1
+/// indicators (their mean is a probability).
+pub const CONTRACT_METRICS: [&str; 13] = [
     "payer_cost",
     "drug_paid",
     "drug_paid_undiscounted",
     "manufacturer_npv",
     "share_of_price_paid",
+    "refund",
+    "any_refund",
+    "withheld",
+    "any_withheld",
+    "admin_cost_payer",
+    "admin_cost_manufacturer",
+    "paid_by_next_payer",
+    "refund_lost",
 ];
+
+/// Index of a contract metric by name.
+pub fn contract_metric(name: &str) -> usize {
+    CONTRACT_METRICS
+        .iter()
+        .position(|m| *m == name)
+        .expect("a known contract metric")
+}
 /// Per (contract, comparator) paired differences, therapy minus comparator.
 pub const INCREMENTAL_METRICS: [&str; 3] = ["inc_cost", "inc_qalys", "inc_life_years"];
 
@@ -138,6 +156,194 @@ impl YearSums {
     }
 }
 
+/// Indices of the cash-flow series: each is a pair (undiscounted, discounted at the payer's
+/// rate) of per-year sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowSeries {
+    arms: usize,
+    contracts: usize,
+}
+
+impl FlowSeries {
+    /// The series of a model.
+    pub fn new(model: &Model) -> Self {
+        Self {
+            arms: model.arms.len(),
+            contracts: model.contracts.len(),
+        }
+    }
+
+    /// Number of series.
+    pub fn count(&self) -> usize {
+        2 * self.arms + 4 * self.contracts
+    }
+
+    /// Other costs of arm `a` (undiscounted; +1 discounted).
+    pub fn arm_costs(&self, a: usize) -> usize {
+        2 * a
+    }
+
+    /// This payer's drug payments under contract `c` (net of refunds).
+    pub fn payments(&self, c: usize) -> usize {
+        2 * self.arms + 2 * c
+    }
+
+    /// This payer's administrative (assessment) costs under contract `c`.
+    pub fn admin(&self, c: usize) -> usize {
+        2 * self.arms + 2 * self.contracts + 2 * c
+    }
+}
+
+/// Per simulated cohort (replicate r), per contract c, per calendar year Y: this payer's
+/// therapy spend (payments net of refunds, plus assessment costs), undiscounted and
+/// discounted to the start of calendar year 1. Exact sums, so any split of patients gives
+/// the same totals.
+#[derive(Clone, Debug)]
+pub struct CohortSums {
+    contracts: usize,
+    years: usize,
+    replicates: usize,
+    undiscounted: Vec<ExactSum>,
+    discounted: Vec<ExactSum>,
+    scratch_u: Vec<f64>,
+    scratch_d: Vec<f64>,
+}
+
+impl CohortSums {
+    fn new(c: &crate::model::CohortModel, contracts: usize) -> Self {
+        let n = c.replicates as usize * contracts * c.years;
+        Self {
+            contracts,
+            years: c.years,
+            replicates: c.replicates as usize,
+            undiscounted: vec![ExactSum::new(); n],
+            discounted: vec![ExactSum::new(); n],
+            scratch_u: vec![0.0; c.years],
+            scratch_d: vec![0.0; c.years],
+        }
+    }
+
+    fn index(&self, r: usize, c: usize, y: usize) -> usize {
+        (r * self.contracts + c) * self.years + y
+    }
+
+    /// Replicates held.
+    pub fn replicates(&self) -> usize {
+        self.replicates
+    }
+
+    /// Calendar years held.
+    pub fn years(&self) -> usize {
+        self.years
+    }
+
+    /// Spend of replicate `r`, contract `c`, calendar year `y` (undiscounted, discounted).
+    pub fn spend(&self, r: usize, c: usize, y: usize) -> (f64, f64) {
+        let i = self.index(r, c, y);
+        (self.undiscounted[i].value(), self.discounted[i].value())
+    }
+
+    fn merge(&mut self, other: &CohortSums) {
+        for (a, b) in self.undiscounted.iter_mut().zip(&other.undiscounted) {
+            a.merge(b);
+        }
+        for (a, b) in self.discounted.iter_mut().zip(&other.discounted) {
+            a.merge(b);
+        }
+    }
+
+    /// Adds patient `rec` (treated at the start of calendar year `u`) to replicate `r`.
+    fn record(&mut self, model: &Model, rec: &PatientRecord, r: usize, u: usize) {
+        let disc = &model.sim.costs;
+        let shift = disc.factor(u as f64);
+        let years = self.years;
+        for c in 0..self.contracts {
+            self.scratch_u.iter_mut().for_each(|x| *x = 0.0);
+            self.scratch_d.iter_mut().for_each(|x| *x = 0.0);
+            let (su, sd) = (&mut self.scratch_u, &mut self.scratch_d);
+            let mut put = |t: f64, undiscounted: f64, discounted: f64| {
+                let y = u + t.max(0.0).floor() as usize;
+                if y < years {
+                    su[y] += undiscounted;
+                    sd[y] += discounted * shift;
+                }
+            };
+            for p in &rec.payments[c] {
+                if p.paid_by == PaidBy::ThisPayer {
+                    put(p.time, p.amount, p.amount * disc.factor(p.time));
+                }
+            }
+            admin_costs(model, rec, c, |t, amount_u, amount_d| {
+                put(t, amount_u, amount_d)
+            });
+            for y in 0..years {
+                if su[y] != 0.0 || sd[y] != 0.0 {
+                    let i = (r * self.contracts + c) * years + y;
+                    self.undiscounted[i].add(su[y]);
+                    self.discounted[i].add(sd[y]);
+                }
+            }
+        }
+    }
+}
+
+/// Calls `sink(time, undiscounted, discounted at the payer's rate)` for each of this payer's
+/// administrative costs of contract `c` (assessments done while the patient is a member, and
+/// the annual cost of follow-up split by year).
+fn admin_costs(model: &Model, rec: &PatientRecord, c: usize, mut sink: impl FnMut(f64, f64, f64)) {
+    let Some(k) = model.contracts[c].observed_by else {
+        return;
+    };
+    let plan = &model.plans[k];
+    let disc = &model.sim.costs;
+    if plan.cost_payer > 0.0 {
+        for a in &rec.assessments[k] {
+            if a.done && a.time < rec.churn_time {
+                sink(
+                    a.time,
+                    plan.cost_payer,
+                    plan.cost_payer * disc.factor(a.time),
+                );
+            }
+        }
+    }
+    if plan.annual_cost_payer > 0.0 {
+        let end = plan
+            .follow_up_end(&rec.histories[model.therapy.arm])
+            .min(rec.churn_time);
+        crate::accounting::split_flow(
+            0.0,
+            end,
+            plan.annual_cost_payer,
+            disc,
+            usize::MAX,
+            |y, u, d| sink(y as f64, u, d),
+        );
+    }
+}
+
+/// The manufacturer's administrative costs of contract `c`, discounted at its rate.
+fn admin_costs_manufacturer(model: &Model, rec: &PatientRecord, c: usize) -> f64 {
+    let Some(k) = model.contracts[c].observed_by else {
+        return 0.0;
+    };
+    let plan = &model.plans[k];
+    let disc = &model.sim.manufacturer;
+    let mut total = 0.0;
+    if plan.cost_manufacturer > 0.0 {
+        for a in &rec.assessments[k] {
+            if a.done {
+                total += plan.cost_manufacturer * disc.factor(a.time);
+            }
+        }
+    }
+    if plan.annual_cost_manufacturer > 0.0 {
+        let end = plan.follow_up_end(&rec.histories[model.therapy.arm]);
+        total += plan.annual_cost_manufacturer * disc.integral(0.0, end);
+    }
+    total
+}
+
 /// Everything accumulated over patients by one worker (or merged over all).
 #[derive(Clone, Debug)]
 pub struct Tally {
@@ -148,9 +354,10 @@ pub struct Tally {
     pub moments: MomentSet,
     /// Quantile sketch of every slot.
     pub sketches: Vec<QuantileSketch>,
-    /// Cash flows by year. Series 4a..4a+1: arm a other costs (undiscounted, discounted);
-    /// then per contract c: payments (undiscounted, discounted) at series 2·arms + 2c.
+    /// Cash flows by year, per series (see [`FlowSeries`]).
     pub flows: YearSums,
+    /// Per simulated cohort, this payer's therapy spend by calendar year (see [`CohortSums`]).
+    pub cohort: Option<CohortSums>,
     /// Occupancy difference counts per arm, per state, per grid point (+1 sentinel).
     occupancy_diff: Vec<Vec<Vec<i64>>>,
     occupancy_points: usize,
@@ -169,10 +376,11 @@ impl Tally {
             totals: Vec::with_capacity(model.arms.len()),
             moments: MomentSet::new(shift, pairs),
             sketches: vec![QuantileSketch::new(); slots],
-            flows: YearSums::new(
-                2 * model.arms.len() + 2 * model.contracts.len(),
-                model.sim.years(),
-            ),
+            flows: YearSums::new(FlowSeries::new(model).count(), model.sim.years()),
+            cohort: model
+                .cohort
+                .as_ref()
+                .map(|c| CohortSums::new(c, model.contracts.len())),
             occupancy_diff: model
                 .arms
                 .iter()
@@ -199,6 +407,11 @@ impl Tally {
             &mut self.totals,
         );
         self.moments.add(&self.values);
+        if let (Some(cs), Some(cm)) = (self.cohort.as_mut(), model.cohort.as_ref()) {
+            if let Some((r, u)) = cm.place(rec.index) {
+                cs.record(model, rec, r, u);
+            }
+        }
         for (s, &v) in self.sketches.iter_mut().zip(&self.values) {
             s.add(v);
         }
@@ -234,6 +447,9 @@ impl Tally {
             a.merge(b);
         }
         self.flows.merge(&other.flows);
+        if let (Some(a), Some(b)) = (self.cohort.as_mut(), other.cohort.as_ref()) {
+            a.merge(b);
+        }
         for (a, b) in self.occupancy_diff.iter_mut().zip(&other.occupancy_diff) {
             for (sa, sb) in a.iter_mut().zip(b) {
                 for (x, y) in sa.iter_mut().zip(sb) {
@@ -289,16 +505,24 @@ pub fn compute_values(
 ) {
     debug_assert_eq!(layout.slots(), values.len());
     let sim = &model.sim;
-    let arms = model.arms.len();
+    let series = FlowSeries::new(model);
     totals.clear();
     for (a, arm) in model.arms.iter().enumerate() {
-        let (u, d) = flows.two_series(2 * a, 2 * a + 1);
+        let s = series.arm_costs(a);
+        let (u, d) = flows.two_series(s, s + 1);
         let mut yf = YearFlows {
             undiscounted: u,
             discounted: d,
         };
-        let t = account_arm(arm, &rec.histories[a], &sim.costs, &sim.outcomes, &mut yf);
-        let base = a * ARM_METRICS.len();
+        let t = account_arm(
+            arm,
+            &rec.histories[a],
+            &sim.costs,
+            &sim.outcomes,
+            rec.churn_time,
+            &mut yf,
+        );
+        let base = layout.arm(a, 0);
         values[base] = t.other_costs;
         values[base + 1] = t.other_costs_undiscounted;
         values[base + 2] = t.qalys;
@@ -310,31 +534,64 @@ pub fn compute_values(
     let therapy = &totals[model.therapy.arm];
     let price = model.therapy.list_price;
     for (c, pays) in rec.payments.iter().enumerate() {
-        let (mut paid, mut paid_u, mut revenue) = (0.0, 0.0, 0.0);
+        let (mut paid, mut paid_u, mut revenue, mut net_all) = (0.0, 0.0, 0.0, 0.0);
+        let (mut refund, mut next) = (0.0, 0.0);
         {
-            let (u, d) = flows.two_series(2 * arms + 2 * c, 2 * arms + 2 * c + 1);
+            let s = series.payments(c);
+            let (u, d) = flows.two_series(s, s + 1);
             let mut yf = YearFlows {
                 undiscounted: u,
                 discounted: d,
             };
             for p in pays {
-                let dc = sim.costs.factor(p.time);
-                paid += p.amount * dc;
-                paid_u += p.amount;
                 revenue += p.amount * sim.manufacturer.factor(p.time);
-                yf.point(p.time, p.amount, dc);
+                net_all += p.amount;
+                if p.kind == PaymentKind::Refund {
+                    refund -= p.amount;
+                }
+                if p.paid_by == PaidBy::ThisPayer {
+                    let dc = sim.costs.factor(p.time);
+                    paid += p.amount * dc;
+                    paid_u += p.amount;
+                    yf.point(p.time, p.amount, dc);
+                } else {
+                    next += p.amount;
+                }
             }
         }
-        let base = arms * ARM_METRICS.len() + c * CONTRACT_METRICS.len();
-        values[base] = paid + therapy.other_costs;
-        values[base + 1] = paid;
-        values[base + 2] = paid_u;
-        values[base + 3] = revenue - model.therapy.cost_of_goods;
-        values[base + 4] = if price > 0.0 { paid_u / price } else { 0.0 };
+        let mut admin_payer = 0.0;
+        {
+            let s = series.admin(c);
+            let (u, d) = flows.two_series(s, s + 1);
+            let last = u.len() - 1;
+            admin_costs(model, rec, c, |t, au, ad| {
+                admin_payer += ad;
+                let y = (t.max(0.0).floor() as usize).min(last);
+                u[y] += au;
+                d[y] += ad;
+            });
+        }
+        let admin_mfr = admin_costs_manufacturer(model, rec, c);
+        let ev = &rec.events[c];
+        let v = &mut values[layout.contract(c, 0)..layout.contract(c, 0) + CONTRACT_METRICS.len()];
+        v[0] = paid + therapy.other_costs + admin_payer;
+        v[1] = paid;
+        v[2] = paid_u;
+        v[3] = revenue - model.therapy.cost_of_goods - admin_mfr;
+        v[4] = if price > 0.0 { net_all / price } else { 0.0 };
+        v[5] = refund;
+        v[6] = f64::from(u8::from(refund > 0.0));
+        v[7] = ev.withheld;
+        v[8] = f64::from(u8::from(ev.withheld > 0.0));
+        v[9] = admin_payer;
+        v[10] = admin_mfr;
+        v[11] = next;
+        v[12] = ev.refund_lost;
+        let payer_cost = v[0];
         for (k, &cmp) in layout.comparators.iter().enumerate() {
             let o = &totals[cmp];
             let i = layout.incremental(c, k, 0);
-            values[i] = values[base] - o.other_costs;
+            values[i] = payer_cost - o.other_costs;
             values[i + 1] = therapy.qalys - o.qalys;
             values[i + 2] = therapy.life_years - o.life_years;
         }
@@ -347,10 +604,7 @@ pub fn reference_values(model: &Model, draw: u64) -> Vec<f64> {
     rec.simulate(model, draw, 0);
     let layout = Layout::new(model);
     let mut values = vec![0.0; layout.slots()];
-    let mut flows = YearSums::new(
-        2 * model.arms.len() + 2 * model.contracts.len(),
-        model.sim.years(),
-    );
+    let mut flows = YearSums::new(FlowSeries::new(model).count(), model.sim.years());
     compute_values(
         model,
         &layout,

@@ -4,11 +4,16 @@
 use super::family::Family;
 use super::lifetable::LifeTable;
 use super::population::AgeModel;
-use super::{ArmModel, Exit, Model, PopulationModel, SimSettings, StateModel, TherapyTerms};
+use super::{
+    ArmModel, CohortModel, Exit, Model, PopulationModel, SimSettings, StateModel, TherapyTerms,
+};
 use crate::accounting::Discounter;
-use crate::contracts::ContractTerms;
+use crate::contracts::{
+    ContractTerms, Installment, OutcomeDef, OutcomeTest, PlanTerms, ProrateRule, Warranty,
+};
 use crate::scenario::{
-    AgeDistribution, Contract, Diagnostic, Scenario, ScenarioError, Source, StopEvent, TimeToEvent,
+    AgeDistribution, Contract, ContractType, Diagnostic, OutcomeKind, Prorate, Scenario,
+    ScenarioError, Source, StopEvent, TimeToEvent,
 };
 
 /// Tolerance on the sum of an initial distribution.
@@ -444,84 +449,113 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
         a.start_cost += th.administration_cost;
     }
 
-    // --- contracts
+    // --- outcomes, assessment plans, payer, manufacturer, cohort, contracts
+    let therapy_states: Vec<&str> = therapy_arm
+        .and_then(|a| sc.arms.get(a))
+        .map(|a| a.states.iter().map(|s| s.name.as_str()).collect())
+        .unwrap_or_default();
+    let outcomes = compile_outcomes(&mut ck, sc, &therapy_states);
+    let outcome_names: Vec<&str> = sc.outcomes.iter().map(|o| o.name.as_str()).collect();
+    let plans = compile_plans(&mut ck, sc, &outcome_names);
+    let plan_names: Vec<&str> = sc.observations.iter().map(|o| o.name.as_str()).collect();
+    let churn = sc
+        .payer
+        .as_ref()
+        .and_then(|p| p.churn.as_ref())
+        .and_then(|c| {
+            let f = "payer.churn";
+            match (c.annual_probability, c.retention.is_empty()) {
+                (Some(p), true) => {
+                    ck.range(
+                        &format!("{f}.annual_probability"),
+                        p,
+                        0.0,
+                        0.999_999,
+                        "a probability in [0, 1)",
+                    );
+                    (p > 0.0).then(|| Family::Exponential {
+                        rate: -(-p).ln_1p(),
+                    })
+                }
+                (None, false) => retention_family(&mut ck, f, &c.retention),
+                _ => {
+                    ck.error(
+                        f,
+                        "give either `annual_probability` or `retention`, not both or neither",
+                    );
+                    None
+                }
+            }
+        });
+    let manufacturer_default = sc.manufacturer.as_ref().and_then(|m| {
+        let p = m.annual_default_probability;
+        ck.range(
+            "manufacturer.annual_default_probability",
+            p,
+            0.0,
+            0.999_999,
+            "a probability in [0, 1)",
+        );
+        (p > 0.0 && p < 1.0).then(|| Family::Exponential {
+            rate: -(-p).ln_1p(),
+        })
+    });
+    let cohort = sc.cohort.as_ref().map(|c| {
+        let size: u64 = c.uptake.iter().map(|&n| n as u64).sum();
+        if size == 0 {
+            ck.error("cohort.uptake", "at least one patient must be treated");
+        }
+        if let Some(cap) = c.annual_cap {
+            ck.positive("cohort.annual_cap", cap);
+        }
+        let years = c.years.unwrap_or(10) as usize;
+        if years == 0 || years > 200 {
+            ck.error("cohort.years", format!("{years} is not allowed: 1 to 200 calendar years"));
+        }
+        let wanted = c.replicates.unwrap_or(1000) as u64;
+        if wanted == 0 {
+            ck.error("cohort.replicates", "0 is not allowed: at least 1");
+        }
+        let possible = s.patients / size.max(1);
+        if possible < 2 && size > 0 && s.patients > 0 {
+            ck.error(
+                "cohort.uptake",
+                format!(
+                    "a cohort has {size} patients but the run simulates {}: simulate at least two cohorts' worth (cohort-level risk comes from whole simulated cohorts)",
+                    s.patients
+                ),
+            );
+        }
+        CohortModel {
+            uptake: c.uptake.clone(),
+            years,
+            annual_cap: c.annual_cap,
+            replicates: wanted.min(possible).max(1),
+        }
+    });
+
     let mut contracts = Vec::new();
     let mut contract_names: Vec<&str> = Vec::new();
     for (ci, c) in sc.contracts.iter().enumerate() {
         let f = format!("contracts[{ci}]");
-        let name = c.name();
-        if contract_names.contains(&name) {
+        if contract_names.contains(&c.name.as_str()) {
             ck.error(
                 &format!("{f}.name"),
-                format!("contract `{name}` is defined twice"),
+                format!("contract `{}` is defined twice", c.name),
             );
         }
-        if name == NO_CONTRACT || name.is_empty() {
+        if c.name == NO_CONTRACT || c.name.is_empty() {
             ck.error(
                 &format!("{f}.name"),
-                format!("`{name}` is not allowed as a contract name (`{NO_CONTRACT}` labels the comparators)"),
+                format!(
+                    "`{}` is not allowed as a contract name (`{NO_CONTRACT}` labels the comparators)",
+                    c.name
+                ),
             );
         }
-        contract_names.push(name);
-        match c {
-            Contract::Upfront { name, at } => {
-                ck.range(
-                    &format!("{f}.at"),
-                    *at,
-                    0.0,
-                    s.horizon,
-                    "a time in [0, horizon]",
-                );
-                contracts.push(ContractTerms::upfront(name, *at));
-            }
-            Contract::Installments {
-                name,
-                payments,
-                interval,
-                first,
-                interest,
-                stop_on,
-            } => {
-                if *payments == 0 {
-                    ck.error(
-                        &format!("{f}.payments"),
-                        "0 is not allowed: at least 1 payment",
-                    );
-                }
-                ck.positive(&format!("{f}.interval"), *interval);
-                ck.range(
-                    &format!("{f}.first"),
-                    *first,
-                    0.0,
-                    s.horizon,
-                    "a time in [0, horizon]",
-                );
-                ck.range(
-                    &format!("{f}.interest"),
-                    *interest,
-                    0.0,
-                    1.0,
-                    "an annual rate in [0, 1]",
-                );
-                let last = first + interval * (payments.saturating_sub(1)) as f64;
-                if last.is_finite() && last > s.horizon {
-                    ck.error(
-                        &format!("{f}.payments"),
-                        format!(
-                            "the last payment falls at {last} years, after the horizon ({} years)",
-                            s.horizon
-                        ),
-                    );
-                }
-                contracts.push(ContractTerms::installments(
-                    name,
-                    *payments,
-                    *interval,
-                    *first,
-                    *interest,
-                    stop_on.contains(&StopEvent::Death),
-                ));
-            }
+        contract_names.push(&c.name);
+        if let Some(t) = compile_contract(&mut ck, &f, c, s.horizon, &outcome_names, &plan_names) {
+            contracts.push(t);
         }
     }
     if sc.contracts.is_empty() {
@@ -562,7 +596,541 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
         },
         arms,
         contracts,
+        outcomes,
+        plans,
+        churn,
+        manufacturer_default,
+        cohort,
     })
+}
+
+fn find(names: &[&str], name: &str) -> Option<usize> {
+    names.iter().position(|n| *n == name)
+}
+
+fn compile_outcomes(ck: &mut Checker, sc: &Scenario, states: &[&str]) -> Vec<OutcomeDef> {
+    let mut out = Vec::new();
+    for (i, o) in sc.outcomes.iter().enumerate() {
+        let f = format!("outcomes[{i}]");
+        if sc.outcomes[..i].iter().any(|p| p.name == o.name) {
+            ck.error(
+                &format!("{f}.name"),
+                format!("outcome `{}` is defined twice", o.name),
+            );
+        }
+        let mut mask = vec![false; states.len()];
+        for (k, st) in o.states.iter().enumerate() {
+            match find(states, st) {
+                Some(j) => mask[j] = true,
+                None => ck.error(
+                    &format!("{f}.states[{k}]"),
+                    format!(
+                        "`{st}` is not a state of the therapy arm; states: {}",
+                        states.join(", ")
+                    ),
+                ),
+            }
+        }
+        let needs_states = o.kind != OutcomeKind::Alive;
+        if needs_states && o.states.is_empty() {
+            ck.error(
+                &format!("{f}.states"),
+                "list at least one state for this kind",
+            );
+        }
+        if !needs_states && !o.states.is_empty() {
+            ck.error(&format!("{f}.states"), "kind `alive` takes no states");
+        }
+        let test = match o.kind {
+            OutcomeKind::InState => OutcomeTest::InState(mask),
+            OutcomeKind::NotInState => OutcomeTest::NotInState(mask),
+            OutcomeKind::Entered => OutcomeTest::Entered(mask),
+            OutcomeKind::NotEntered => OutcomeTest::NotEntered(mask),
+            OutcomeKind::Alive => OutcomeTest::Alive,
+        };
+        out.push(OutcomeDef {
+            name: o.name.clone(),
+            test,
+        });
+    }
+    out
+}
+
+fn compile_plans(ck: &mut Checker, sc: &Scenario, outcomes: &[&str]) -> Vec<PlanTerms> {
+    let horizon = sc.simulation.horizon;
+    let mut out = Vec::new();
+    for (i, p) in sc.observations.iter().enumerate() {
+        let f = format!("observations[{i}]");
+        if sc.observations[..i].iter().any(|q| q.name == p.name) {
+            ck.error(
+                &format!("{f}.name"),
+                format!("plan `{}` is defined twice", p.name),
+            );
+        }
+        let outcome = find(outcomes, &p.outcome).unwrap_or_else(|| {
+            ck.error(
+                &format!("{f}.outcome"),
+                format!(
+                    "`{}` is not an outcome; outcomes: {}",
+                    p.outcome,
+                    outcomes.join(", ")
+                ),
+            );
+            0
+        });
+        let times = match (p.times.is_empty(), p.every) {
+            (false, None) => {
+                for (k, t) in p.times.iter().enumerate() {
+                    ck.range(
+                        &format!("{f}.times[{k}]"),
+                        *t,
+                        0.0,
+                        horizon,
+                        "a time in [0, horizon]",
+                    );
+                }
+                if p.times.windows(2).any(|w| w[1] <= w[0]) {
+                    ck.error(&format!("{f}.times"), "times must be strictly increasing");
+                }
+                p.times.clone()
+            }
+            (true, Some(every)) => {
+                ck.positive(&format!("{f}.every"), every);
+                let first = p.first.unwrap_or(every);
+                let until = p.until.unwrap_or(horizon).min(horizon);
+                ck.range(
+                    &format!("{f}.first"),
+                    first,
+                    0.0,
+                    horizon,
+                    "a time in [0, horizon]",
+                );
+                let mut v = Vec::new();
+                if every > 0.0 && every.is_finite() && first.is_finite() {
+                    let mut k = 0u32;
+                    loop {
+                        let t = first + every * k as f64;
+                        if t > until + 1e-9 || v.len() > 100_000 {
+                            break;
+                        }
+                        v.push(t);
+                        k += 1;
+                    }
+                }
+                v
+            }
+            _ => {
+                ck.error(
+                    &f,
+                    "give either `times` or `every` (with optional `first`, `until`)",
+                );
+                Vec::new()
+            }
+        };
+        for (name, v) in [
+            ("sensitivity", p.sensitivity),
+            ("specificity", p.specificity),
+            ("missed", p.missed),
+        ] {
+            ck.range(
+                &format!("{f}.{name}"),
+                v,
+                0.0,
+                1.0,
+                "a probability in [0, 1]",
+            );
+        }
+        for (name, v) in [
+            ("cost_payer", p.cost_payer),
+            ("cost_manufacturer", p.cost_manufacturer),
+            ("annual_cost_payer", p.annual_cost_payer),
+            ("annual_cost_manufacturer", p.annual_cost_manufacturer),
+        ] {
+            ck.range(&format!("{f}.{name}"), v, 0.0, f64::INFINITY, "a cost >= 0");
+        }
+        out.push(PlanTerms {
+            name: p.name.clone(),
+            outcome,
+            times,
+            sensitivity: p.sensitivity,
+            specificity: p.specificity,
+            missed: p.missed,
+            if_missed: p.if_missed,
+            cost_payer: p.cost_payer,
+            cost_manufacturer: p.cost_manufacturer,
+            annual_cost_payer: p.annual_cost_payer,
+            annual_cost_manufacturer: p.annual_cost_manufacturer,
+        });
+    }
+    out
+}
+
+/// A retention table (years, share still with the payer) as a piecewise-exponential
+/// time to leaving: constant hazard between points, the last hazard afterwards.
+fn retention_family(ck: &mut Checker, f: &str, rows: &[[f64; 2]]) -> Option<Family> {
+    let mut cuts = Vec::new();
+    let mut rates = Vec::new();
+    let (mut t0, mut s0) = (0.0, 1.0);
+    let mut ok = true;
+    for (k, [t, share]) in rows.iter().copied().enumerate() {
+        if !(t > t0 && t.is_finite()) || !(share > 0.0 && share <= s0) {
+            ck.error(
+                &format!("{f}.retention[{k}]"),
+                format!(
+                    "[{t}, {share}] is not allowed: years must increase from 0 and shares must be in (0, 1] and not increase"
+                ),
+            );
+            ok = false;
+            break;
+        }
+        rates.push((s0 / share).ln() / (t - t0));
+        cuts.push(t);
+        (t0, s0) = (t, share);
+    }
+    if !ok || rates.is_empty() {
+        if ok {
+            ck.error(
+                &format!("{f}.retention"),
+                "the table needs at least one row",
+            );
+        }
+        return None;
+    }
+    let last = *rates.last().expect("non-empty");
+    rates.push(last);
+    Some(Family::PiecewiseExponential { cuts, rates })
+}
+
+fn compile_contract(
+    ck: &mut Checker,
+    f: &str,
+    c: &Contract,
+    horizon: f64,
+    outcomes: &[&str],
+    plans: &[&str],
+) -> Option<ContractTerms> {
+    let kind = c.kind;
+    let not_for = |ck: &mut Checker, field: &str, given: bool| {
+        if given {
+            ck.error(
+                &format!("{f}.{field}"),
+                format!(
+                    "`{field}` does not apply to contracts of type `{}`",
+                    kind.as_str()
+                ),
+            );
+        }
+    };
+    let is_inst = kind == ContractType::Installments;
+    not_for(
+        ck,
+        "at",
+        c.at.is_some() && !matches!(kind, ContractType::Upfront | ContractType::Warranty),
+    );
+    for (field, given) in [
+        ("payments", c.payments.is_some()),
+        ("interval", c.interval.is_some()),
+        ("first", c.first.is_some()),
+        ("times", !c.times.is_empty()),
+        ("amounts", !c.amounts.is_empty()),
+        ("interest", c.interest.is_some()),
+        ("condition", c.condition.is_some()),
+        ("condition_from", c.condition_from.is_some()),
+    ] {
+        not_for(ck, field, given && !is_inst);
+    }
+    not_for(
+        ck,
+        "milestones",
+        !c.milestones.is_empty() && kind != ContractType::Milestones,
+    );
+    let outcome_of = |ck: &mut Checker, field: &str, name: &str| -> Option<usize> {
+        let i = find(outcomes, name);
+        if i.is_none() {
+            ck.error(
+                field,
+                format!(
+                    "`{name}` is not an outcome; outcomes: {}",
+                    if outcomes.is_empty() {
+                        "(none defined: add [[outcomes]])".to_string()
+                    } else {
+                        outcomes.join(", ")
+                    }
+                ),
+            );
+        }
+        i
+    };
+    let in_time = |ck: &mut Checker, field: &str, t: f64| {
+        ck.range(field, t, 0.0, horizon, "a time in [0, horizon]");
+    };
+
+    let (schedule, interest) = match kind {
+        ContractType::Upfront | ContractType::Warranty => {
+            let at = c.at.unwrap_or(0.0);
+            in_time(ck, &format!("{f}.at"), at);
+            (
+                vec![Installment {
+                    time: at,
+                    fraction: 1.0,
+                    condition: None,
+                }],
+                0.0,
+            )
+        }
+        ContractType::Installments => {
+            let interest = c.interest.unwrap_or(0.0);
+            ck.range(
+                &format!("{f}.interest"),
+                interest,
+                0.0,
+                1.0,
+                "an annual rate in [0, 1]",
+            );
+            let times: Vec<f64> = match (c.times.is_empty(), c.payments, c.interval) {
+                (true, Some(n), Some(iv)) => {
+                    if n == 0 {
+                        ck.error(
+                            &format!("{f}.payments"),
+                            "0 is not allowed: at least 1 payment",
+                        );
+                    }
+                    ck.positive(&format!("{f}.interval"), iv);
+                    let first = c.first.unwrap_or(0.0);
+                    in_time(ck, &format!("{f}.first"), first);
+                    let last = first + iv * n.saturating_sub(1) as f64;
+                    if last.is_finite() && last > horizon {
+                        ck.error(
+                            &format!("{f}.payments"),
+                            format!("the last payment falls at {last} years, after the horizon ({horizon} years)"),
+                        );
+                    }
+                    (0..n).map(|k| first + iv * k as f64).collect()
+                }
+                (false, None, None) if c.first.is_none() => {
+                    for (k, t) in c.times.iter().enumerate() {
+                        in_time(ck, &format!("{f}.times[{k}]"), *t);
+                    }
+                    if c.times.windows(2).any(|w| w[1] <= w[0]) {
+                        ck.error(&format!("{f}.times"), "times must be strictly increasing");
+                    }
+                    c.times.clone()
+                }
+                _ => {
+                    ck.error(
+                        f,
+                        "give either `payments` and `interval` (with optional `first`), or `times`",
+                    );
+                    return None;
+                }
+            };
+            let fractions: Vec<f64> = if c.amounts.is_empty() {
+                vec![ContractTerms::annuity_fraction(&times, interest); times.len()]
+            } else {
+                if c.amounts.len() != times.len() {
+                    ck.error(
+                        &format!("{f}.amounts"),
+                        format!(
+                            "{} amounts for {} payments: give one share per payment",
+                            c.amounts.len(),
+                            times.len()
+                        ),
+                    );
+                }
+                for (k, a) in c.amounts.iter().enumerate() {
+                    ck.range(
+                        &format!("{f}.amounts[{k}]"),
+                        *a,
+                        0.0,
+                        1.0,
+                        "a share of the list price in [0, 1]",
+                    );
+                }
+                if c.interest.is_some() {
+                    ck.error(
+                        &format!("{f}.interest"),
+                        "give `interest` or listed `amounts`, not both",
+                    );
+                }
+                c.amounts.clone()
+            };
+            let condition = c
+                .condition
+                .as_ref()
+                .and_then(|o| outcome_of(ck, &format!("{f}.condition"), o));
+            let from = c.condition_from.unwrap_or(0.0);
+            ck.range(
+                &format!("{f}.condition_from"),
+                from,
+                0.0,
+                horizon,
+                "a time in [0, horizon]",
+            );
+            (
+                times
+                    .iter()
+                    .zip(&fractions)
+                    .map(|(&time, &fraction)| Installment {
+                        time,
+                        fraction,
+                        condition: condition.filter(|_| time >= from),
+                    })
+                    .collect(),
+                interest,
+            )
+        }
+        ContractType::Milestones => {
+            if c.milestones.is_empty() {
+                ck.error(&format!("{f}.milestones"), "list at least one milestone");
+            }
+            let mut v = Vec::new();
+            for (k, m) in c.milestones.iter().enumerate() {
+                let mf = format!("{f}.milestones[{k}]");
+                in_time(ck, &format!("{mf}.at"), m.at);
+                ck.range(
+                    &format!("{mf}.share"),
+                    m.share,
+                    0.0,
+                    1.0,
+                    "a share of the list price in [0, 1]",
+                );
+                let condition = m
+                    .condition
+                    .as_ref()
+                    .and_then(|o| outcome_of(ck, &format!("{mf}.condition"), o));
+                v.push(Installment {
+                    time: m.at,
+                    fraction: m.share,
+                    condition,
+                });
+            }
+            if c.milestones.windows(2).any(|w| w[1].at < w[0].at) {
+                ck.error(
+                    &format!("{f}.milestones"),
+                    "milestones must be in time order",
+                );
+            }
+            let total: f64 = c.milestones.iter().map(|m| m.share).sum();
+            if total > 1.0 + 1e-9 {
+                ck.error(
+                    &format!("{f}.milestones"),
+                    format!("the shares sum to {total}; at most 1 (the list price)"),
+                );
+            }
+            (v, 0.0)
+        }
+    };
+
+    let mut terms = ContractTerms::with_schedule(&c.name, kind.as_str(), schedule);
+    terms.interest = interest;
+    terms.stop_on_death = c.stop_on.contains(&StopEvent::Death);
+    terms.stop_on_churn = c.stop_on.contains(&StopEvent::Churn);
+    terms.after_failure = c.after_failure;
+    terms.on_stop = c.on_stop;
+    terms.on_churn = c.on_churn;
+    terms.observed_by = c.observed_by.as_ref().and_then(|p| {
+        let i = find(plans, p);
+        if i.is_none() {
+            ck.error(
+                &format!("{f}.observed_by"),
+                format!(
+                    "`{p}` is not an assessment plan; plans: {}",
+                    if plans.is_empty() {
+                        "(none defined: add [[observations]])".to_string()
+                    } else {
+                        plans.join(", ")
+                    }
+                ),
+            );
+        }
+        i
+    });
+    if kind == ContractType::Warranty && c.warranty.is_none() {
+        ck.error(f, "a contract of type `warranty` needs a `warranty = { outcome = .., window = .. }` table");
+    }
+    if let Some(w) = &c.warranty {
+        let wf = format!("{f}.warranty");
+        let outcome = outcome_of(ck, &format!("{wf}.outcome"), &w.outcome);
+        ck.range(
+            &format!("{wf}.window"),
+            w.window,
+            1e-9,
+            horizon,
+            "a window in (0, horizon] years",
+        );
+        ck.range(
+            &format!("{wf}.refund"),
+            w.refund,
+            0.0,
+            1.0,
+            "a share in [0, 1]",
+        );
+        let prorate = match w.prorate {
+            Prorate::None => ProrateRule::None,
+            Prorate::Linear => ProrateRule::Linear,
+            Prorate::Stepped => ProrateRule::Stepped,
+            Prorate::Table => {
+                if w.table.is_empty() {
+                    ck.error(
+                        &format!("{wf}.table"),
+                        "prorate = \"table\" needs table = [[until, share], ...]",
+                    );
+                }
+                for (k, [until, share]) in w.table.iter().copied().enumerate() {
+                    ck.range(
+                        &format!("{wf}.table[{k}]"),
+                        share,
+                        0.0,
+                        1.0,
+                        "a share in [0, 1]",
+                    );
+                    if !(until > 0.0 && until.is_finite()) {
+                        ck.error(
+                            &format!("{wf}.table[{k}]"),
+                            format!("until = {until} must be a time > 0"),
+                        );
+                    }
+                }
+                if w.table.windows(2).any(|p| p[1][0] <= p[0][0]) {
+                    ck.error(&format!("{wf}.table"), "rows must be in increasing time");
+                }
+                ProrateRule::Table(w.table.iter().map(|r| (r[0], r[1])).collect())
+            }
+        };
+        if w.prorate != Prorate::Table && !w.table.is_empty() {
+            ck.error(
+                &format!("{wf}.table"),
+                "a table is only used with prorate = \"table\"",
+            );
+        }
+        terms.warranty = outcome.map(|outcome| Warranty {
+            outcome,
+            window: w.window,
+            refund: w.refund,
+            prorate,
+        });
+    }
+    if let Some(cap) = c.cap {
+        ck.range(
+            &format!("{f}.cap"),
+            cap,
+            0.0,
+            f64::INFINITY,
+            "a share of the list price >= 0",
+        );
+    }
+    if let Some(floor) = c.floor {
+        ck.range(
+            &format!("{f}.floor"),
+            floor,
+            0.0,
+            c.cap.unwrap_or(f64::INFINITY),
+            "a share of the list price >= 0 and <= cap",
+        );
+    }
+    terms.cap = c.cap;
+    terms.floor = c.floor;
+    Some(terms)
 }
 
 /// Reads, parses and compiles a scenario in one step.

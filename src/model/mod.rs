@@ -11,7 +11,7 @@ pub mod population;
 pub mod special;
 
 use crate::accounting::Discounter;
-use crate::contracts::ContractTerms;
+use crate::contracts::{ContractTerms, OutcomeDef, PlanTerms};
 use crate::scenario::Clock;
 pub use build::compile;
 use family::Family;
@@ -39,6 +39,54 @@ pub struct Model {
     pub arms: Vec<ArmModel>,
     /// Contracts evaluated on the therapy arm.
     pub contracts: Vec<ContractTerms>,
+    /// Named outcomes on the therapy arm.
+    pub outcomes: Vec<OutcomeDef>,
+    /// Assessment plans.
+    pub plans: Vec<PlanTerms>,
+    /// Time until the patient leaves the payer (none: never).
+    pub churn: Option<Family>,
+    /// Time until the manufacturer can no longer pay refunds (none: never).
+    pub manufacturer_default: Option<Family>,
+    /// Treated cohorts for budget impact.
+    pub cohort: Option<CohortModel>,
+}
+
+/// Treated cohorts by calendar year.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CohortModel {
+    /// Patients treated at the start of calendar year 1, 2, ...
+    pub uptake: Vec<u32>,
+    /// Calendar years reported.
+    pub years: usize,
+    /// Annual cap on this payer's therapy spend.
+    pub annual_cap: Option<f64>,
+    /// Number of simulated cohorts used (each of `size()` consecutive patients).
+    pub replicates: u64,
+}
+
+impl CohortModel {
+    /// Patients in one cohort replicate (all uptake years).
+    pub fn size(&self) -> u64 {
+        self.uptake.iter().map(|&n| n as u64).sum()
+    }
+
+    /// For patient `i`: its replicate and uptake year (0-based), if it belongs to one of the
+    /// simulated cohorts.
+    pub fn place(&self, i: u64) -> Option<(usize, usize)> {
+        let m = self.size();
+        let r = i / m;
+        if r >= self.replicates {
+            return None;
+        }
+        let mut pos = i % m;
+        for (u, &n) in self.uptake.iter().enumerate() {
+            if pos < n as u64 {
+                return Some((r as usize, u));
+            }
+            pos -= n as u64;
+        }
+        None
+    }
 }
 
 /// Simulation settings.

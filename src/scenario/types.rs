@@ -26,9 +26,168 @@ pub struct Scenario {
     pub therapy: Therapy,
     /// The therapy arm and its comparators, each with its own outcome model.
     pub arms: Vec<Arm>,
+    /// Named outcomes: conditions on a patient's history, referred to by contracts.
+    #[serde(default)]
+    pub outcomes: Vec<Outcome>,
+    /// Assessment plans: how and when outcomes are observed (errors, missing data, costs).
+    #[serde(default)]
+    pub observations: Vec<ObservationPlan>,
+    /// The payer: patients leaving it (churn).
+    #[serde(default)]
+    pub payer: Option<Payer>,
+    /// The manufacturer: risk that it can no longer pay refunds.
+    #[serde(default)]
+    pub manufacturer: Option<Manufacturer>,
+    /// Treated cohorts by calendar year, for budget impact and cohort caps.
+    #[serde(default)]
+    pub cohort: Option<Cohort>,
     /// Payment agreements evaluated on the therapy arm (every contract on the same patients).
     #[serde(default)]
     pub contracts: Vec<Contract>,
+}
+
+/// A named condition on the therapy arm's history at a time t.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Outcome {
+    /// Outcome name (unique), referred to by contracts and observation plans.
+    pub name: String,
+    /// What must be true at t.
+    pub kind: OutcomeKind,
+    /// The states the condition refers to (not used by `alive`).
+    #[serde(default)]
+    pub states: Vec<String>,
+}
+
+/// Kinds of outcome conditions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    /// In one of `states` at t.
+    InState,
+    /// In none of `states` at t.
+    NotInState,
+    /// Entered one of `states` at or before t (including starting in it).
+    Entered,
+    /// Never entered any of `states` up to t.
+    NotEntered,
+    /// Alive at t.
+    Alive,
+}
+
+/// An assessment plan: when an outcome is assessed, how reliably, and at what cost.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObservationPlan {
+    /// Plan name (unique), referred to by contracts (`observed_by`).
+    pub name: String,
+    /// The outcome assessed.
+    pub outcome: String,
+    /// Explicit assessment times (years). Give this or `every`.
+    #[serde(default)]
+    pub times: Vec<f64>,
+    /// Regular assessments every so many years, from `first` to `until`.
+    #[serde(default)]
+    pub every: Option<f64>,
+    /// First regular assessment (default: `every`).
+    #[serde(default)]
+    pub first: Option<f64>,
+    /// Last regular assessment time (default: the horizon).
+    #[serde(default)]
+    pub until: Option<f64>,
+    /// P(assessed as holding | the outcome holds). Default 1.
+    #[serde(default = "one")]
+    pub sensitivity: f64,
+    /// P(assessed as failed | the outcome fails). Default 1.
+    #[serde(default = "one")]
+    pub specificity: f64,
+    /// Probability that an assessment is missed (not done or not reported). Default 0.
+    #[serde(default)]
+    pub missed: f64,
+    /// What a missed assessment counts as: "pay" (holding), "withhold" (failed) or
+    /// "carry_last" (the last available result; holding if none). Default "carry_last".
+    #[serde(default)]
+    pub if_missed: MissedRule,
+    /// Administrative cost of each assessment done, to the payer.
+    #[serde(default)]
+    pub cost_payer: f64,
+    /// Administrative cost of each assessment done, to the manufacturer.
+    #[serde(default)]
+    pub cost_manufacturer: f64,
+    /// Administrative cost per patient-year of follow-up (from treatment to the last
+    /// assessment, death or leaving the payer), to the payer.
+    #[serde(default)]
+    pub annual_cost_payer: f64,
+    /// The same, to the manufacturer.
+    #[serde(default)]
+    pub annual_cost_manufacturer: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// What a missed assessment counts as.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MissedRule {
+    /// As if the outcome held (the payment is made).
+    Pay,
+    /// As if the outcome failed (the payment is withheld).
+    Withhold,
+    /// The last available result (holding if there is none).
+    #[default]
+    CarryLast,
+}
+
+/// The payer's side: patients leaving this payer.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Payer {
+    /// How patients leave this payer (none if absent).
+    #[serde(default)]
+    pub churn: Option<Churn>,
+}
+
+/// Patients leaving the payer: a constant annual probability, or a retention table.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Churn {
+    /// Annual probability of leaving (constant hazard -ln(1 - p)).
+    #[serde(default)]
+    pub annual_probability: Option<f64>,
+    /// Retention table: [years, share still with the payer] pairs, increasing in years;
+    /// constant hazard between points, the last interval's hazard afterwards.
+    #[serde(default)]
+    pub retention: Vec<[f64; 2]>,
+}
+
+/// The manufacturer's side.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manufacturer {
+    /// Annual probability that the manufacturer can no longer pay refunds (counterparty
+    /// risk); refunds due after that are lost. Default 0.
+    #[serde(default)]
+    pub annual_default_probability: f64,
+}
+
+/// Treated cohorts: patients treated per calendar year, for budget impact.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cohort {
+    /// Patients treated in calendar years 1, 2, ... (treatment at the start of the year).
+    pub uptake: Vec<u32>,
+    /// Calendar years reported in the budget (default 10).
+    #[serde(default)]
+    pub years: Option<u32>,
+    /// This payer's cap on therapy spend per calendar year (excess paid back); none if absent.
+    #[serde(default)]
+    pub annual_cap: Option<f64>,
+    /// Number of simulated cohorts (replicates) for the cohort-level risk (default 1000;
+    /// limited by patients / cohort size).
+    #[serde(default)]
+    pub replicates: Option<u32>,
 }
 
 /// Descriptive metadata.
@@ -303,36 +462,184 @@ pub enum TimeToEvent {
     },
 }
 
-/// A payment agreement, evaluated on every patient of the therapy arm.
+/// A payment agreement, evaluated on every patient of the therapy arm. One table with a
+/// `type`; fields that do not apply to the type are errors.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, tag = "type", rename_all = "snake_case")]
-pub enum Contract {
-    /// The whole list price at time `at` (default 0, infusion).
-    Upfront {
-        /// Contract name (unique).
-        name: String,
-        /// Payment time in years (default 0).
-        #[serde(default)]
-        at: f64,
-    },
-    /// The price split into payments at fixed times.
-    Installments {
-        /// Contract name (unique).
-        name: String,
-        /// Number of payments.
-        payments: u32,
-        /// Years between payments.
-        interval: f64,
-        /// Time of the first payment (default 0, at infusion).
-        #[serde(default)]
-        first: f64,
-        /// Annual interest charged on the deferred balance (annuity formula; default 0).
-        #[serde(default)]
-        interest: f64,
-        /// Events that stop the remaining payments (default ["death"]).
-        #[serde(default = "default_stop_on")]
-        stop_on: Vec<StopEvent>,
-    },
+#[serde(deny_unknown_fields)]
+pub struct Contract {
+    /// Contract name (unique).
+    pub name: String,
+    /// "upfront", "installments", "milestones" or "warranty" (upfront with money back).
+    #[serde(rename = "type")]
+    pub kind: ContractType,
+    /// upfront, warranty: payment time in years (default 0).
+    #[serde(default)]
+    pub at: Option<f64>,
+    /// installments: number of payments (with `interval`); or give `times`.
+    #[serde(default)]
+    pub payments: Option<u32>,
+    /// installments: years between payments.
+    #[serde(default)]
+    pub interval: Option<f64>,
+    /// installments: time of the first payment (default 0, at infusion).
+    #[serde(default)]
+    pub first: Option<f64>,
+    /// installments: explicit payment times (instead of payments/interval/first).
+    #[serde(default)]
+    pub times: Vec<f64>,
+    /// installments: share of the list price of each payment (default equal shares).
+    #[serde(default)]
+    pub amounts: Vec<f64>,
+    /// installments: annual interest on the deferred balance (annuity formula; default 0).
+    #[serde(default)]
+    pub interest: Option<f64>,
+    /// installments: outcome that must hold at each due date from `condition_from` on.
+    #[serde(default)]
+    pub condition: Option<String>,
+    /// installments: time from which payments are conditional (default 0: all).
+    #[serde(default)]
+    pub condition_from: Option<f64>,
+    /// milestones: the payments, each with its own condition.
+    #[serde(default)]
+    pub milestones: Vec<Milestone>,
+    /// Events that stop the remaining payments: "death", "churn" (default ["death"]).
+    #[serde(default = "default_stop_on")]
+    pub stop_on: Vec<StopEvent>,
+    /// After a failed condition: "stop" for good (default) or "resume" if the outcome returns.
+    #[serde(default)]
+    pub after_failure: AfterFailure,
+    /// The unpaid balance when payments stop at death or failure: "forfeit" (default) or
+    /// "accelerate" (due at once).
+    #[serde(default)]
+    pub on_stop: OnStop,
+    /// The unpaid balance when the patient leaves the payer (with "churn" in `stop_on`):
+    /// "transfer" (the next payer takes over, default), "forfeit" or "accelerate".
+    #[serde(default)]
+    pub on_churn: OnChurn,
+    /// Assessment plan by which conditions and failures are observed (default: perfect
+    /// observation of the true history).
+    #[serde(default)]
+    pub observed_by: Option<String>,
+    /// Money back if the outcome fails within a window (required for type "warranty").
+    #[serde(default)]
+    pub warranty: Option<WarrantyTerms>,
+    /// Most that may be paid in total (net of refunds), as a share of the list price.
+    #[serde(default)]
+    pub cap: Option<f64>,
+    /// Least that is paid in total (net of refunds), as a share of the list price; a top-up
+    /// is paid when the schedule ends.
+    #[serde(default)]
+    pub floor: Option<f64>,
+}
+
+/// Contract types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ContractType {
+    /// The whole price at `at`.
+    Upfront,
+    /// Payments at fixed times, optionally conditional on an outcome.
+    Installments,
+    /// Payment at result: shares at given times, each optionally conditional.
+    Milestones,
+    /// Upfront with a money-back warranty.
+    Warranty,
+}
+
+impl ContractType {
+    /// The name as written in a scenario.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContractType::Upfront => "upfront",
+            ContractType::Installments => "installments",
+            ContractType::Milestones => "milestones",
+            ContractType::Warranty => "warranty",
+        }
+    }
+}
+
+/// One milestone payment.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Milestone {
+    /// Due time in years.
+    pub at: f64,
+    /// Share of the list price.
+    pub share: f64,
+    /// Outcome that must hold at `at` (none: unconditional).
+    #[serde(default)]
+    pub condition: Option<String>,
+}
+
+/// Refund terms.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WarrantyTerms {
+    /// Outcome that must hold; the first observed failure within the window triggers a refund.
+    pub outcome: String,
+    /// Warranty window in years.
+    pub window: f64,
+    /// Share of what has been paid that is refunded for a failure at time 0 (default 1).
+    #[serde(default = "one")]
+    pub refund: f64,
+    /// How the refund shrinks with the time of failure: "none" (full refund throughout),
+    /// "linear" (refund × (1 − t/window)), "stepped" (refund × (1 − floor(t)/window), by
+    /// whole years) or "table" (see `table`). Default "none".
+    #[serde(default)]
+    pub prorate: Prorate,
+    /// For prorate = "table": [until years, share refunded] rows, increasing in time.
+    #[serde(default)]
+    pub table: Vec<[f64; 2]>,
+}
+
+/// Refund prorating.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Prorate {
+    /// Full refund throughout the window.
+    #[default]
+    None,
+    /// Linear in the time of failure.
+    Linear,
+    /// Stepped by whole years.
+    Stepped,
+    /// From a table.
+    Table,
+}
+
+/// After a failed condition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterFailure {
+    /// No later payment is made.
+    #[default]
+    Stop,
+    /// Later payments are made if the outcome holds again at their due date.
+    Resume,
+}
+
+/// The unpaid balance when payments stop at death or failure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnStop {
+    /// Not paid.
+    #[default]
+    Forfeit,
+    /// Due at once.
+    Accelerate,
+}
+
+/// The unpaid balance when the patient leaves the payer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnChurn {
+    /// The next payer takes over the remaining schedule (same conditions).
+    #[default]
+    Transfer,
+    /// Not paid by anyone.
+    Forfeit,
+    /// This payer pays the remaining balance at once.
+    Accelerate,
 }
 
 /// Events that stop a payment schedule.
@@ -341,17 +648,10 @@ pub enum Contract {
 pub enum StopEvent {
     /// The patient dies.
     Death,
+    /// The patient leaves this payer.
+    Churn,
 }
 
 fn default_stop_on() -> Vec<StopEvent> {
     vec![StopEvent::Death]
-}
-
-impl Contract {
-    /// The contract's name.
-    pub fn name(&self) -> &str {
-        match self {
-            Contract::Upfront { name, .. } | Contract::Installments { name, .. } => name,
-        }
-    }
 }
