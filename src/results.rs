@@ -358,16 +358,20 @@ fn sorted_quantile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank - 1]
 }
 
-/// Mean and sample SD.
+/// Mean and sample SD (shifted by the first value, so a constant has SD exactly 0).
 fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let Some(&k) = v.first() else {
+        return (f64::NAN, f64::NAN);
+    };
     let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
+    let s1: f64 = v.iter().map(|x| x - k).sum();
+    let s2: f64 = v.iter().map(|x| (x - k) * (x - k)).sum();
     let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        ((s2 - s1 * s1 / n) / (n - 1.0)).max(0.0)
     } else {
         0.0
     };
-    (mean, var.sqrt())
+    (k + s1 / n, var.sqrt())
 }
 
 /// This payer's therapy spend per simulated cohort and calendar year, after the annual cap:

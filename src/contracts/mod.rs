@@ -125,7 +125,8 @@ pub struct ContractTerms {
     pub stop_on_churn: bool,
     /// After a failed condition.
     pub after_failure: AfterFailure,
-    /// Balance on a stop at death or failure.
+    /// Balance on a stop at death. (A failed condition never makes a balance due: the
+    /// payment is not owed, so an outcome-based schedule never pays more than a plain one.)
     pub on_stop: OnStop,
     /// Balance when the patient leaves the payer.
     pub on_churn: OnChurn,
@@ -249,10 +250,32 @@ impl ContractTerms {
             .sum()
     }
 
+    /// Whether `outcome` counts as holding at `t`: the truth under perfect observation,
+    /// otherwise the assessments. Death is always observed (registries record it).
     fn status(&self, ctx: &ContractContext, outcome: usize, t: f64) -> bool {
+        let truth = || ctx.outcomes[outcome].holds(ctx.history, t);
         match self.observed_by {
-            Some(p) => observed_status(&ctx.assessments[p], t),
-            None => ctx.outcomes[outcome].holds(ctx.history, t),
+            Some(p) if ctx.history.alive_at(t) => observed_status(&ctx.assessments[p], t),
+            _ => truth(),
+        }
+    }
+
+    /// The first time in [0, until] at which `outcome` counts as failed: the truth under
+    /// perfect observation; otherwise the first failed assessment, or death if the outcome
+    /// fails at death.
+    fn first_failure(&self, ctx: &ContractContext, outcome: usize, until: f64) -> Option<f64> {
+        let def = &ctx.outcomes[outcome];
+        match self.observed_by {
+            None => def.first_failure(ctx.history, until),
+            Some(p) => {
+                let assessed = observed_first_failure(&ctx.assessments[p], until);
+                let d = ctx.history.death_time;
+                let at_death = (d <= until && !def.holds(ctx.history, d)).then_some(d);
+                match (assessed, at_death) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
         }
     }
 
@@ -325,17 +348,6 @@ impl ContractTerms {
             if let Some(o) = inst.condition {
                 if !self.status(ctx, o, inst.time) {
                     if self.after_failure == AfterFailure::Stop {
-                        if self.on_stop == OnStop::Accelerate {
-                            let b = self.balance(&schedule[k + 1..], inst.time) * price;
-                            pay(
-                                out,
-                                &mut net,
-                                inst.time,
-                                b,
-                                paid_by,
-                                PaymentKind::Accelerated,
-                            );
-                        }
                         scheduled_due += rest_due(&schedule[k + 1..], price);
                         break;
                     }
@@ -359,10 +371,7 @@ impl ContractTerms {
 
         if let Some(w) = &self.warranty {
             let until = w.window.min(h.horizon);
-            let failure = match self.observed_by {
-                Some(p) => observed_first_failure(&ctx.assessments[p], until),
-                None => ctx.outcomes[w.outcome].first_failure(h, until),
-            };
+            let failure = self.first_failure(ctx, w.outcome, until);
             if let Some(t) = failure {
                 let paid_before: f64 = out[first_out..]
                     .iter()
@@ -508,11 +517,12 @@ mod tests {
         let (out, ev) = eval(&c, &history(2.5, 20.0), f64::INFINITY);
         assert_eq!(total(&out), 600.0);
         assert_eq!(ev.withheld, 400.0);
-        // Accelerate on failure: the later balance (after the failed one) is due at once.
+        // Accelerate applies to death: dying at 2.5, the balance is due at once.
         c.on_stop = OnStop::Accelerate;
-        let (out, _) = eval(&c, &history(2.5, 20.0), f64::INFINITY);
-        assert_eq!(total(&out), 800.0);
+        let (out, _) = eval(&c, &history(20.0, 2.5), f64::INFINITY);
+        assert!((total(&out) - 1000.0).abs() < 1e-9);
         assert_eq!(out.last().unwrap().kind, PaymentKind::Accelerated);
+        assert_eq!(out.last().unwrap().time, 2.5);
     }
 
     #[test]

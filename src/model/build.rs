@@ -773,7 +773,7 @@ fn retention_family(ck: &mut Checker, f: &str, rows: &[[f64; 2]]) -> Option<Fami
     let (mut t0, mut s0) = (0.0, 1.0);
     let mut ok = true;
     for (k, [t, share]) in rows.iter().copied().enumerate() {
-        if !(t > t0 && t.is_finite()) || !(share > 0.0 && share <= s0) {
+        if !(t > t0 && t.is_finite() && share > 0.0 && share <= s0) {
             ck.error(
                 &format!("{f}.retention[{k}]"),
                 format!(

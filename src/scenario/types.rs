@@ -508,8 +508,8 @@ pub struct Contract {
     /// After a failed condition: "stop" for good (default) or "resume" if the outcome returns.
     #[serde(default)]
     pub after_failure: AfterFailure,
-    /// The unpaid balance when payments stop at death or failure: "forfeit" (default) or
-    /// "accelerate" (due at once).
+    /// The unpaid balance when payments stop at death: "forfeit" (default) or "accelerate"
+    /// (due at once). After a failed condition nothing more is owed.
     #[serde(default)]
     pub on_stop: OnStop,
     /// The unpaid balance when the patient leaves the payer (with "churn" in `stop_on`):
@@ -618,7 +618,7 @@ pub enum AfterFailure {
     Resume,
 }
 
-/// The unpaid balance when payments stop at death or failure.
+/// The unpaid balance when payments stop at death.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnStop {
