@@ -64,6 +64,12 @@ pub struct RunArgs {
     /// Also write the first N patients' event histories and payments.
     #[arg(long, value_name = "N")]
     pub patients_csv: Option<u64>,
+    /// Probabilistic sensitivity analysis: this many parameter draws (overrides `[psa] draws`).
+    #[arg(long, value_name = "K")]
+    pub draws: Option<u32>,
+    /// One-way sensitivity analysis of every uncertain parameter (writes tornado.csv).
+    #[arg(long)]
+    pub tornado: bool,
     /// No progress bar or messages (errors are still printed).
     #[arg(long)]
     pub quiet: bool,
@@ -154,16 +160,26 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         None => Source::example(),
     };
     let (_, mut model) = load(&source)?;
-    if let Some(seed) = args.seed {
-        model.sim.seed = seed;
+    if args.patients == Some(0) {
+        return Err(Failure::BadInput(
+            "error: --patients 0 is not allowed: at least 1".into(),
+        ));
     }
-    if let Some(n) = args.patients {
-        if n == 0 {
-            return Err(Failure::BadInput(
-                "error: --patients 0 is not allowed: at least 1".into(),
-            ));
+    let adjust = |m: &mut crate::model::Model| {
+        if let Some(seed) = args.seed {
+            m.sim.seed = seed;
         }
-        model.sim.patients = n;
+        if let Some(n) = args.patients {
+            m.sim.patients = n;
+        }
+    };
+    adjust(&mut model);
+    let uncertainty = crate::psa::Uncertainty::extract(&source)?;
+    let draws = args.draws.unwrap_or(uncertainty.settings.draws);
+    if (draws > 0 || args.tornado) && uncertainty.is_empty() && !args.quiet {
+        eprintln!(
+            "warning: the scenario has no uncertain parameters (write e.g. {{ dist = \"beta\", mean = .., se = .. }} in place of a number): draws differ only by Monte Carlo noise"
+        );
     }
     if args.threads == Some(0) {
         return Err(Failure::BadInput(
@@ -183,8 +199,15 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let show = !args.quiet && std::io::stderr().is_terminal();
+    let runs = 1
+        + draws as u64
+        + if args.tornado {
+            2 * uncertainty.params.len() as u64
+        } else {
+            0
+        };
     let bar = if show {
-        let b = ProgressBar::new(model.sim.patients);
+        let b = ProgressBar::new(model.sim.patients * runs);
         b.set_style(
             ProgressStyle::with_template(
                 "{spinner} {bar:40} {pos}/{len} patients  {per_sec}  eta {eta}",
@@ -199,6 +222,38 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let (results, _) = crate::simulate(&model, Some(threads), &|k| bar.inc(k), &cancel)
         .map_err(|e| Failure::Other(e.to_string()))?;
+    let psa = if draws > 0 {
+        Some(
+            crate::psa::analysis::run_psa(
+                &source,
+                &uncertainty,
+                &model,
+                draws,
+                &adjust,
+                &|k| bar.inc(k),
+                &cancel,
+            )
+            .map_err(psa_failure)?,
+        )
+    } else {
+        None
+    };
+    let tornado = if args.tornado {
+        Some(
+            crate::psa::analysis::tornado(
+                &source,
+                &uncertainty,
+                &model,
+                &results,
+                &adjust,
+                &|k| bar.inc(k),
+                &cancel,
+            )
+            .map_err(psa_failure)?,
+        )
+    } else {
+        None
+    };
     let wall = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
 
@@ -209,6 +264,13 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let mut files: Vec<String> = output::RUN_FILES.iter().map(|s| s.to_string()).collect();
     if !results.budget.is_empty() {
         files.push("budget.csv".into());
+    }
+    if let Some(p) = &psa {
+        files.extend(output::write_psa(dir, p, &model).map_err(io)?);
+    }
+    if let Some(rows) = &tornado {
+        output::write_tornado(dir, rows).map_err(io)?;
+        files.push("tornado.csv".into());
     }
     if let Some(k) = args.patients_csv {
         output::write_patients(dir, &model, k, 0).map_err(io)?;
@@ -222,6 +284,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         scenario_sha256: source.sha256(),
         seed: model.sim.seed,
         patients: model.sim.patients,
+        draws,
         block_size: crate::engine::BLOCK_SIZE,
         threads,
         wall_time_seconds: wall,
@@ -234,8 +297,24 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let final_dir = staged.commit().map_err(io)?;
     if !args.quiet {
         print_headline(&model, &results);
+        let extra = match (draws, args.tornado) {
+            (0, false) => String::new(),
+            _ => format!(
+                " (base case{}{})",
+                if draws > 0 {
+                    format!(" + {draws} PSA draws")
+                } else {
+                    String::new()
+                },
+                if args.tornado {
+                    format!(" + {} one-way runs", runs - 1 - draws as u64)
+                } else {
+                    String::new()
+                }
+            ),
+        };
         eprintln!(
-            "{} patients in {:.2} s on {} thread(s); results written to {}",
+            "{} patients per run{extra} in {:.2} s on {} thread(s); results written to {}",
             model.sim.patients,
             wall,
             threads,
@@ -243,6 +322,13 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+fn psa_failure(e: crate::psa::analysis::PsaError) -> Failure {
+    match e {
+        crate::psa::analysis::PsaError::Run(r) => Failure::Other(r.to_string()),
+        other => Failure::BadInput(format!("error: {other}")),
+    }
 }
 
 fn print_headline(model: &crate::model::Model, r: &crate::results::Results) {

@@ -35,8 +35,10 @@ pub struct Manifest {
     pub scenario_sha256: String,
     /// Seed.
     pub seed: u64,
-    /// Number of patients.
+    /// Number of patients (per draw).
     pub patients: u64,
+    /// PSA draws (0: none).
+    pub draws: u32,
     /// Patients per fixed block (the reduction unit).
     pub block_size: u64,
     /// Worker threads used.
@@ -388,4 +390,249 @@ impl Drop for StagedDir {
 pub fn write_manifest(dir: &Path, manifest: &Manifest) -> io::Result<()> {
     let text = serde_json::to_string_pretty(manifest).map_err(io::Error::other)?;
     fs::write(dir.join("manifest.json"), text + "\n")
+}
+
+/// Writes the PSA tables: `draws.csv`, `params.csv`, `ce_plane.csv`, `ceac.csv`,
+/// `evpi.csv` and `psa_incremental.csv`. Returns the file names written.
+pub fn write_psa(
+    dir: &Path,
+    p: &crate::psa::analysis::PsaResults,
+    model: &Model,
+) -> io::Result<Vec<String>> {
+    use crate::psa::analysis::{ceac, evpi};
+    let mut w = csv::Writer::from_path(dir.join("draws.csv")).map_err(csv_err)?;
+    w.write_record(["draw", "arm", "contract", "metric", "mean", "mcse"])
+        .map_err(csv_err)?;
+    for d in &p.draws {
+        for r in &d.results.summary {
+            w.write_record([
+                d.draw.to_string(),
+                r.arm.clone(),
+                r.contract.clone(),
+                r.metric.clone(),
+                num(r.mean),
+                num(r.mcse),
+            ])
+            .map_err(csv_err)?;
+        }
+    }
+    w.flush()?;
+
+    let mut w = csv::Writer::from_path(dir.join("params.csv")).map_err(csv_err)?;
+    let mut header = vec!["draw".to_string()];
+    header.extend(p.names.iter().cloned());
+    w.write_record(&header).map_err(csv_err)?;
+    let mut base = vec!["0".to_string()];
+    base.extend(p.base_values.iter().map(|v| num(*v)));
+    w.write_record(&base).map_err(csv_err)?;
+    for d in &p.draws {
+        let mut row = vec![d.draw.to_string()];
+        row.extend(d.values.iter().map(|v| num(*v)));
+        w.write_record(&row).map_err(csv_err)?;
+    }
+    w.flush()?;
+
+    let mut w = csv::Writer::from_path(dir.join("ce_plane.csv")).map_err(csv_err)?;
+    w.write_record([
+        "draw",
+        "contract",
+        "comparator",
+        "inc_cost",
+        "inc_qalys",
+        "inc_cost_mcse",
+        "inc_qalys_mcse",
+    ])
+    .map_err(csv_err)?;
+    let inc = |r: &Results, c: &str, k: &str, m: &str| {
+        r.incremental
+            .iter()
+            .find(|x| x.contract == c && x.comparator == k && x.metric == m)
+            .map_or((f64::NAN, f64::NAN), |x| (x.value, x.mcse))
+    };
+    let comparators: Vec<String> = model
+        .comparators()
+        .iter()
+        .map(|&a| model.arms[a].name.clone())
+        .collect();
+    for d in &p.draws {
+        for c in &model.contracts {
+            for k in &comparators {
+                let (dc, sc) = inc(&d.results, &c.name, k, "inc_cost");
+                let (dq, sq) = inc(&d.results, &c.name, k, "inc_qalys");
+                w.write_record([
+                    d.draw.to_string(),
+                    c.name.clone(),
+                    k.clone(),
+                    num(dc),
+                    num(dq),
+                    num(sc),
+                    num(sq),
+                ])
+                .map_err(csv_err)?;
+            }
+        }
+    }
+    w.flush()?;
+
+    let mut w = csv::Writer::from_path(dir.join("ceac.csv")).map_err(csv_err)?;
+    w.write_record([
+        "wtp",
+        "strategy",
+        "arm",
+        "contract",
+        "probability_cost_effective",
+        "expected_nmb",
+        "on_frontier",
+    ])
+    .map_err(csv_err)?;
+    for (wtp, s, prob, nmb, frontier) in ceac(p) {
+        let st = &p.strategies[s];
+        w.write_record([
+            num(wtp),
+            st.name.clone(),
+            st.arm.clone(),
+            st.contract.clone(),
+            num(prob),
+            num(nmb),
+            u8::from(frontier).to_string(),
+        ])
+        .map_err(csv_err)?;
+    }
+    w.flush()?;
+
+    let mut w = csv::Writer::from_path(dir.join("evpi.csv")).map_err(csv_err)?;
+    w.write_record(["wtp", "evpi_per_patient"])
+        .map_err(csv_err)?;
+    for (wtp, e) in evpi(p) {
+        w.write_record([num(wtp), num(e)]).map_err(csv_err)?;
+    }
+    w.flush()?;
+
+    let mut w = csv::Writer::from_path(dir.join("psa_incremental.csv")).map_err(csv_err)?;
+    w.write_record([
+        "contract",
+        "comparator",
+        "metric",
+        "wtp",
+        "mean",
+        "p025",
+        "p975",
+        "mean_within_draw_mcse",
+        "draws",
+    ])
+    .map_err(csv_err)?;
+    let k = p.draws.len();
+    let q = |mut v: Vec<f64>, prob: f64| {
+        v.sort_by(f64::total_cmp);
+        let rank = ((prob * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        v[rank - 1]
+    };
+    for c in &model.contracts {
+        for cmp in &comparators {
+            let dc: Vec<(f64, f64)> = p
+                .draws
+                .iter()
+                .map(|d| inc(&d.results, &c.name, cmp, "inc_cost"))
+                .collect();
+            let dq: Vec<(f64, f64)> = p
+                .draws
+                .iter()
+                .map(|d| inc(&d.results, &c.name, cmp, "inc_qalys"))
+                .collect();
+            let mean = |v: &[(f64, f64)]| v.iter().map(|x| x.0).sum::<f64>() / k as f64;
+            let mse = |v: &[(f64, f64)]| v.iter().map(|x| x.1).sum::<f64>() / k as f64;
+            for (metric, v) in [("inc_cost", &dc), ("inc_qalys", &dq)] {
+                let vals: Vec<f64> = v.iter().map(|x| x.0).collect();
+                w.write_record([
+                    c.name.clone(),
+                    cmp.clone(),
+                    metric.to_string(),
+                    String::new(),
+                    num(mean(v)),
+                    num(q(vals.clone(), 0.025)),
+                    num(q(vals, 0.975)),
+                    num(mse(v)),
+                    k.to_string(),
+                ])
+                .map_err(csv_err)?;
+            }
+            w.write_record([
+                c.name.clone(),
+                cmp.clone(),
+                "icer".to_string(),
+                String::new(),
+                num(mean(&dc) / mean(&dq)),
+                String::new(),
+                String::new(),
+                String::new(),
+                k.to_string(),
+            ])
+            .map_err(csv_err)?;
+            for &wtp in &model.sim.wtp {
+                let prob = dc
+                    .iter()
+                    .zip(&dq)
+                    .filter(|(c, q)| wtp * q.0 - c.0 > 0.0)
+                    .count() as f64
+                    / k as f64;
+                w.write_record([
+                    c.name.clone(),
+                    cmp.clone(),
+                    "prob_cost_effective".to_string(),
+                    num(wtp),
+                    num(prob),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    k.to_string(),
+                ])
+                .map_err(csv_err)?;
+            }
+        }
+    }
+    w.flush()?;
+    Ok([
+        "draws.csv",
+        "params.csv",
+        "ce_plane.csv",
+        "ceac.csv",
+        "evpi.csv",
+        "psa_incremental.csv",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect())
+}
+
+/// Writes `tornado.csv`.
+pub fn write_tornado(dir: &Path, rows: &[crate::psa::analysis::TornadoRow]) -> io::Result<()> {
+    let mut w = csv::Writer::from_path(dir.join("tornado.csv")).map_err(csv_err)?;
+    w.write_record([
+        "parameter",
+        "contract",
+        "output",
+        "base_output",
+        "low",
+        "high",
+        "output_low",
+        "output_high",
+        "swing",
+    ])
+    .map_err(csv_err)?;
+    for r in rows {
+        w.write_record([
+            r.parameter.clone(),
+            r.contract.clone(),
+            r.output.clone(),
+            num(r.base_output),
+            num(r.low),
+            num(r.high),
+            num(r.output_low),
+            num(r.output_high),
+            num((r.output_high - r.output_low).abs()),
+        ])
+        .map_err(csv_err)?;
+    }
+    w.flush()?;
+    Ok(())
 }

@@ -163,12 +163,24 @@ impl Source {
     }
 
     /// Parses and type-checks the TOML (syntax, types, unknown or missing fields, version).
+    /// Uncertain parameters (`{ dist = ... }`) take their base-case values.
     pub fn parse(&self) -> Result<Scenario, ScenarioError> {
-        let scenario: Scenario = toml::from_str(&self.text).map_err(|e| {
+        let uncertainty = crate::psa::Uncertainty::extract(self)?;
+        self.parse_text(&uncertainty.base_text())
+    }
+
+    /// Parses a variant of the scenario text (same structure, e.g. with sampled values);
+    /// errors are located in `text`.
+    pub fn parse_text(&self, text: &str) -> Result<Scenario, ScenarioError> {
+        let located = Source {
+            text: text.to_string(),
+            ..self.clone()
+        };
+        let scenario: Scenario = toml::from_str(text).map_err(|e| {
             let (line, column, field) = match e.span() {
                 Some(span) => {
-                    let (l, c) = line_col(&self.text, span.start);
-                    (Some(l), Some(c), self.path_at(span.start))
+                    let (l, c) = line_col(text, span.start);
+                    (Some(l), Some(c), located.path_at(span.start))
                 }
                 None => (None, None, String::new()),
             };
@@ -214,6 +226,56 @@ impl Source {
         }
     }
 
+    /// Byte range of the value at exactly `path`, if it exists.
+    pub fn value_span(&self, path: &str) -> Option<std::ops::Range<usize>> {
+        let path = parse_path(path);
+        let root = DeTable::parse(&self.text).ok()?;
+        let mut table: &DeTable = root.get_ref();
+        let mut value: Option<&Spanned<DeValue>> = None;
+        for seg in &path {
+            let next = match (seg, value.map(|v| v.get_ref())) {
+                (PathSegment::Key(k), None) => table.get(k.as_str()),
+                (PathSegment::Key(k), Some(DeValue::Table(t))) => t.get(k.as_str()),
+                (PathSegment::Index(i), Some(DeValue::Array(a))) => a.get(*i),
+                _ => None,
+            }?;
+            if let DeValue::Table(t) = next.get_ref() {
+                table = t;
+            }
+            value = Some(next);
+        }
+        value.map(|v| v.span())
+    }
+
+    /// Every inline table with a `dist` key (an uncertain parameter): its field path and
+    /// byte range, in file order. Header tables (`[a.b]`) with `dist` are reported as errors.
+    pub fn distribution_tables(
+        &self,
+    ) -> Result<Vec<(String, std::ops::Range<usize>)>, ScenarioError> {
+        let Ok(root) = DeTable::parse(&self.text) else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        let mut path = Vec::new();
+        collect_dist_tables(root.get_ref(), &mut path, &mut found);
+        let mut errors = Vec::new();
+        for (p, span) in &found {
+            if !self.text[span.clone()].trim_start().starts_with('{') {
+                errors.push(self.diagnostic(
+                    p,
+                    "write a parameter distribution as an inline table: key = { dist = \"beta\", ... }",
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ScenarioError {
+                diagnostics: errors,
+            });
+        }
+        found.sort_by_key(|(_, s)| s.start);
+        Ok(found)
+    }
+
     /// Byte offset of the value at `path`, or of its deepest existing parent.
     fn locate(&self, path: &[PathSegment]) -> Option<usize> {
         let root = DeTable::parse(&self.text).ok()?;
@@ -252,6 +314,37 @@ impl Source {
         } else {
             String::new()
         }
+    }
+}
+
+fn collect_dist_tables(
+    table: &DeTable,
+    path: &mut Vec<PathSegment>,
+    out: &mut Vec<(String, std::ops::Range<usize>)>,
+) {
+    for (k, v) in table.iter() {
+        path.push(PathSegment::Key(k.get_ref().to_string()));
+        collect_dist_value(v, path, out);
+        path.pop();
+    }
+}
+
+fn collect_dist_value(
+    v: &Spanned<DeValue>,
+    path: &mut Vec<PathSegment>,
+    out: &mut Vec<(String, std::ops::Range<usize>)>,
+) {
+    match v.get_ref() {
+        DeValue::Table(t) if t.get("dist").is_some() => out.push((render_path(path), v.span())),
+        DeValue::Table(t) => collect_dist_tables(t, path, out),
+        DeValue::Array(a) => {
+            for (i, item) in a.iter().enumerate() {
+                path.push(PathSegment::Index(i));
+                collect_dist_value(item, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
     }
 }
 

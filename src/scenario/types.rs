@@ -44,6 +44,84 @@ pub struct Scenario {
     /// Payment agreements evaluated on the therapy arm (every contract on the same patients).
     #[serde(default)]
     pub contracts: Vec<Contract>,
+    /// Probabilistic sensitivity analysis: number of draws, correlated parameter sets, grids.
+    /// (Single uncertain parameters are written in place: `{ dist = "beta", mean = .., se = .. }`.)
+    #[serde(default)]
+    pub psa: Option<PsaSection>,
+}
+
+/// Settings of the probabilistic and one-way sensitivity analyses.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PsaSection {
+    /// Number of parameter draws (0: no PSA unless `--draws` is given).
+    #[serde(default)]
+    pub draws: u32,
+    /// Dirichlet-distributed sets of parameters (e.g. an initial distribution).
+    #[serde(default)]
+    pub dirichlet: Vec<DirichletSet>,
+    /// Correlated parameters as a multivariate normal (optionally on the log scale).
+    #[serde(default)]
+    pub multivariate_normal: Vec<MvnSet>,
+    /// Willingness-to-pay grid for the CEAC and EVPI (default: 0 to 3 × the largest
+    /// `simulation.wtp` in 60 steps).
+    #[serde(default)]
+    pub wtp_grid: Option<WtpGrid>,
+    /// Output of the one-way analysis: "inc_nmb" (default; at `tornado_wtp`, against the
+    /// first comparator) or a summary metric of the therapy arm (e.g. "payer_cost").
+    #[serde(default)]
+    pub tornado_output: Option<String>,
+    /// Threshold for a tornado of incremental NMB (default: the first `simulation.wtp`).
+    #[serde(default)]
+    pub tornado_wtp: Option<f64>,
+}
+
+/// A Dirichlet-distributed set: the targets (field paths) sum to 1 in every draw.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DirichletSet {
+    /// Field paths, e.g. "arms[0].states[0].initial".
+    pub targets: Vec<String>,
+    /// Concentration parameters (e.g. observed counts), one per target.
+    pub alpha: Vec<f64>,
+}
+
+/// Correlated parameters: target = mean + L z (or exp of it on the log scale).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MvnSet {
+    /// Field paths.
+    pub targets: Vec<String>,
+    /// Means (on the stated scale).
+    pub mean: Vec<f64>,
+    /// Covariance matrix (on the stated scale), as flexsurv reports it.
+    pub cov: Vec<Vec<f64>>,
+    /// "identity" (default) or "log" (targets are exp of the normal draw).
+    #[serde(default)]
+    pub scale: MvnScale,
+}
+
+/// Scale of a multivariate normal set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MvnScale {
+    /// The targets are the normal draws.
+    #[default]
+    Identity,
+    /// The targets are exp of the normal draws.
+    Log,
+}
+
+/// A grid of thresholds.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WtpGrid {
+    /// First threshold.
+    pub from: f64,
+    /// Last threshold.
+    pub to: f64,
+    /// Step.
+    pub step: f64,
 }
 
 /// A named condition on the therapy arm's history at a time t.
