@@ -14,6 +14,7 @@ pub mod engine;
 pub mod history;
 pub mod model;
 pub mod output;
+pub mod plots;
 pub mod psa;
 pub mod results;
 pub mod rng;

@@ -1,0 +1,370 @@
+//! Reading a finished run directory (the files `obasim run` writes) for plots and the report.
+//! Only reads; the formats are those documented in README.md. Columns that a later version
+//! adds are ignored; empty numeric fields (non-finite values) read as `None`.
+
+use super::PlotError;
+use crate::scenario::Scenario;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The contract name that comparator arms carry in the tables.
+pub const NO_CONTRACT: &str = "none";
+
+/// Files of a probabilistic sensitivity analysis that later versions will write. Their
+/// formats are not fixed yet: [`RunData::psa_files`] lists those present so that the report
+/// can say so, and `plots::psa` is where their plots will be added.
+pub const PSA_FILES: [&str; 3] = ["draws.csv", "ceac.csv", "tornado.csv"];
+
+/// One row of `summary.csv`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct SummaryRow {
+    /// Arm name.
+    pub arm: String,
+    /// Contract name (`none` for comparators).
+    pub contract: String,
+    /// Metric name (`payer_cost`, `drug_paid`, ...).
+    pub metric: String,
+    /// Mean per patient.
+    pub mean: Option<f64>,
+    /// Monte Carlo standard error of the mean.
+    pub mcse: Option<f64>,
+    /// Standard deviation over patients.
+    pub sd: Option<f64>,
+    /// 2.5th percentile over patients.
+    pub p025: Option<f64>,
+    /// Median over patients.
+    pub p50: Option<f64>,
+    /// 97.5th percentile over patients.
+    pub p975: Option<f64>,
+    /// Number of patients.
+    pub n: Option<u64>,
+}
+
+/// One row of `incremental.csv`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct IncrementalRow {
+    /// Contract of the therapy arm.
+    pub contract: String,
+    /// Comparator arm.
+    pub comparator: String,
+    /// `inc_cost`, `inc_qalys`, `inc_life_years`, `icer` or `inc_nmb`.
+    pub metric: String,
+    /// Willingness to pay per QALY (for `inc_nmb`).
+    pub wtp: Option<f64>,
+    /// The value.
+    pub value: Option<f64>,
+    /// Its Monte Carlo standard error (paired).
+    pub mcse: Option<f64>,
+    /// A note (for the ICER: the quadrant, e.g. dominant).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// One row of `cashflow.csv`: expected amounts per patient in year [year, year + 1).
+#[derive(Clone, Debug, Deserialize)]
+pub struct CashflowRow {
+    /// Arm name.
+    pub arm: String,
+    /// Contract name.
+    pub contract: String,
+    /// Years since treatment (start of the year).
+    pub year: f64,
+    /// Drug payments, undiscounted.
+    pub payments: Option<f64>,
+    /// Drug payments, discounted at the payer's rate.
+    pub payments_discounted: Option<f64>,
+    /// Other payer costs, undiscounted.
+    pub other_costs: Option<f64>,
+    /// Other payer costs, discounted.
+    pub other_costs_discounted: Option<f64>,
+    /// Payments plus other costs, undiscounted.
+    pub total: Option<f64>,
+    /// Payments plus other costs, discounted.
+    pub total_discounted: Option<f64>,
+}
+
+/// One row of `occupancy.csv`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct OccupancyRow {
+    /// Arm name.
+    pub arm: String,
+    /// Years since treatment.
+    pub time: f64,
+    /// State name.
+    pub state: String,
+    /// Share of patients in the state.
+    pub share: Option<f64>,
+    /// Binomial Monte Carlo standard error of the share.
+    pub mcse: Option<f64>,
+}
+
+/// One row of `quantiles.csv`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct QuantileRow {
+    /// Arm name.
+    pub arm: String,
+    /// Contract name.
+    pub contract: String,
+    /// Metric name.
+    pub metric: String,
+    /// Probability in [0, 1].
+    pub p: f64,
+    /// Quantile of the per-patient distribution at `p`.
+    pub value: Option<f64>,
+}
+
+/// One row of `budget.csv` (written by later versions): payer spend on the treated cohorts
+/// in a calendar year.
+#[derive(Clone, Debug, Deserialize)]
+pub struct BudgetRow {
+    /// Arm name.
+    pub arm: String,
+    /// Contract name.
+    pub contract: String,
+    /// Calendar year.
+    pub year: f64,
+    /// Mean spend.
+    pub mean: Option<f64>,
+    /// Standard deviation of the spend.
+    pub sd: Option<f64>,
+    /// 2.5th percentile.
+    pub p025: Option<f64>,
+    /// Median.
+    pub p50: Option<f64>,
+    /// 97.5th percentile.
+    pub p975: Option<f64>,
+}
+
+/// `manifest.json` as far as plots and the report use it; every field is optional so that
+/// older or newer manifests still read.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ManifestInfo {
+    /// obasim version.
+    pub obasim_version: Option<String>,
+    /// Scenario name.
+    pub scenario_name: Option<String>,
+    /// Scenario file as given.
+    pub scenario_file: Option<String>,
+    /// SHA-256 of the scenario file.
+    pub scenario_sha256: Option<String>,
+    /// Seed.
+    pub seed: Option<u64>,
+    /// Number of patients.
+    pub patients: Option<u64>,
+    /// Patients per block.
+    pub block_size: Option<u64>,
+    /// Worker threads.
+    pub threads: Option<u64>,
+    /// Wall time of the simulation in seconds.
+    pub wall_time_seconds: Option<f64>,
+    /// The command line.
+    pub command_line: Vec<String>,
+    /// Currency of all amounts.
+    pub currency: Option<String>,
+    /// Price year of all amounts.
+    pub price_year: Option<i64>,
+    /// Files in the run directory.
+    pub files: Vec<String>,
+}
+
+/// Everything read from a run directory.
+#[derive(Clone, Debug)]
+pub struct RunData {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// `manifest.json`.
+    pub manifest: ManifestInfo,
+    /// `manifest.json` as a JSON value (all fields, for the report).
+    pub manifest_json: serde_json::Value,
+    /// `summary.csv`.
+    pub summary: Vec<SummaryRow>,
+    /// `incremental.csv`.
+    pub incremental: Vec<IncrementalRow>,
+    /// `cashflow.csv`.
+    pub cashflow: Vec<CashflowRow>,
+    /// `occupancy.csv`.
+    pub occupancy: Vec<OccupancyRow>,
+    /// `quantiles.csv`.
+    pub quantiles: Vec<QuantileRow>,
+    /// `budget.csv`, when the run wrote one.
+    pub budget: Option<Vec<BudgetRow>>,
+    /// `scenario.toml` as text, when present.
+    pub scenario_text: Option<String>,
+    /// `scenario.toml` parsed, or why it could not be.
+    pub scenario: Result<Scenario, String>,
+    /// The PSA files ([`PSA_FILES`]) present in the directory.
+    pub psa_files: Vec<String>,
+}
+
+impl RunData {
+    /// Reads a run directory. `summary.csv`, `incremental.csv`, `cashflow.csv`,
+    /// `occupancy.csv`, `quantiles.csv` and `manifest.json` are required; `budget.csv` and
+    /// `scenario.toml` are read when present.
+    pub fn load(dir: &Path) -> Result<RunData, PlotError> {
+        let manifest_path = dir.join("manifest.json");
+        let manifest_text = fs::read_to_string(&manifest_path).map_err(|source| PlotError::Io {
+            path: manifest_path.clone(),
+            source,
+        })?;
+        let manifest_json: serde_json::Value =
+            serde_json::from_str(&manifest_text).map_err(|e| PlotError::Format {
+                path: manifest_path.clone(),
+                message: e.to_string(),
+            })?;
+        let manifest: ManifestInfo =
+            serde_json::from_value(manifest_json.clone()).map_err(|e| PlotError::Format {
+                path: manifest_path.clone(),
+                message: e.to_string(),
+            })?;
+        let budget_path = dir.join("budget.csv");
+        let budget = if budget_path.is_file() {
+            Some(read_csv(&budget_path)?)
+        } else {
+            None
+        };
+        let scenario_path = dir.join("scenario.toml");
+        let scenario_text = fs::read_to_string(&scenario_path).ok();
+        let scenario = match &scenario_text {
+            Some(t) => toml::from_str::<Scenario>(t).map_err(|e| e.to_string()),
+            None => Err("scenario.toml is not in the run directory".to_string()),
+        };
+        let psa_files = PSA_FILES
+            .iter()
+            .filter(|f| dir.join(f).is_file())
+            .map(|f| f.to_string())
+            .collect();
+        Ok(RunData {
+            dir: dir.to_path_buf(),
+            manifest,
+            manifest_json,
+            summary: read_csv(&dir.join("summary.csv"))?,
+            incremental: read_csv(&dir.join("incremental.csv"))?,
+            cashflow: read_csv(&dir.join("cashflow.csv"))?,
+            occupancy: read_csv(&dir.join("occupancy.csv"))?,
+            quantiles: read_csv(&dir.join("quantiles.csv"))?,
+            budget,
+            scenario_text,
+            scenario,
+            psa_files,
+        })
+    }
+
+    /// Contract names (not `none`) in order of first appearance in `summary.csv`: the order
+    /// that fixes each contract's colour.
+    pub fn contracts(&self) -> Vec<String> {
+        unique(
+            self.summary
+                .iter()
+                .filter(|r| r.contract != NO_CONTRACT)
+                .map(|r| r.contract.as_str()),
+        )
+    }
+
+    /// Arm names in order of first appearance in `summary.csv`.
+    pub fn arms(&self) -> Vec<String> {
+        unique(self.summary.iter().map(|r| r.arm.as_str()))
+    }
+
+    /// The therapy arm: the arm whose rows carry contracts (from the scenario if it parsed).
+    pub fn therapy_arm(&self) -> Option<String> {
+        if let Ok(sc) = &self.scenario {
+            return Some(sc.therapy.arm.clone());
+        }
+        self.summary
+            .iter()
+            .find(|r| r.contract != NO_CONTRACT)
+            .map(|r| r.arm.clone())
+    }
+
+    /// Comparator arms: the arms other than the therapy arm, in order of appearance.
+    pub fn comparators(&self) -> Vec<String> {
+        let therapy = self.therapy_arm();
+        self.arms()
+            .into_iter()
+            .filter(|a| Some(a) != therapy.as_ref())
+            .collect()
+    }
+
+    /// The summary row of (arm, contract, metric).
+    pub fn summary_row(&self, arm: &str, contract: &str, metric: &str) -> Option<&SummaryRow> {
+        self.summary
+            .iter()
+            .find(|r| r.arm == arm && r.contract == contract && r.metric == metric)
+    }
+
+    /// The summary row of a contract (any arm) and metric.
+    pub fn contract_row(&self, contract: &str, metric: &str) -> Option<&SummaryRow> {
+        self.summary
+            .iter()
+            .find(|r| r.contract == contract && r.metric == metric)
+    }
+
+    /// The currency, or "currency units" if the manifest has none.
+    pub fn currency(&self) -> String {
+        self.manifest
+            .currency
+            .clone()
+            .or_else(|| {
+                self.scenario
+                    .as_ref()
+                    .ok()
+                    .map(|s| s.metadata.currency.clone())
+            })
+            .unwrap_or_else(|| "currency units".to_string())
+    }
+
+    /// Currency and price year for axis labels, e.g. `EUR (2020)`.
+    pub fn money_unit(&self) -> String {
+        let year = self.manifest.price_year.or_else(|| {
+            self.scenario
+                .as_ref()
+                .ok()
+                .map(|s| s.metadata.price_year as i64)
+        });
+        match year {
+            Some(y) => format!("{} ({y})", self.currency()),
+            None => self.currency(),
+        }
+    }
+
+    /// The scenario name (manifest, else scenario, else the directory name).
+    pub fn scenario_name(&self) -> String {
+        self.manifest
+            .scenario_name
+            .clone()
+            .or_else(|| self.scenario.as_ref().ok().map(|s| s.metadata.name.clone()))
+            .unwrap_or_else(|| {
+                self.dir
+                    .file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+    }
+}
+
+fn unique<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        if !out.iter().any(|o| o == n) {
+            out.push(n.to_string());
+        }
+    }
+    out
+}
+
+fn read_csv<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, PlotError> {
+    let mut reader = csv::Reader::from_path(path).map_err(|e| PlotError::Format {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    reader
+        .deserialize()
+        .collect::<Result<Vec<T>, _>>()
+        .map_err(|e| PlotError::Format {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+}
