@@ -16,6 +16,7 @@ pub mod model;
 pub mod output;
 pub mod plots;
 pub mod psa;
+pub mod report;
 pub mod results;
 pub mod rng;
 pub mod scenario;
