@@ -4,6 +4,7 @@
 
 use crate::model::build::load;
 use crate::output::{self, Manifest, StagedDir};
+use crate::plan::Plan;
 use crate::scenario::{ScenarioError, Source};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -39,6 +40,8 @@ pub enum Command {
     },
     /// Print the JSON Schema of the scenario format (for editors).
     Schema,
+    /// Combine the shards of a run (from `run --shard i/N`) into its results.
+    Merge(MergeArgs),
 }
 
 /// Options of `obasim run`.
@@ -70,6 +73,10 @@ pub struct RunArgs {
     /// One-way sensitivity analysis of every uncertain parameter (writes tornado.csv).
     #[arg(long)]
     pub tornado: bool,
+    /// Run only shard i of N (0 <= i < N) of a fixed partition of the work, writing
+    /// mergeable partial results (combine with `obasim merge`).
+    #[arg(long, value_name = "i/N")]
+    pub shard: Option<String>,
     /// No progress bar or messages (errors are still printed).
     #[arg(long)]
     pub quiet: bool,
@@ -97,6 +104,7 @@ pub fn main() -> i32 {
     };
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Merge(args) => merge(args),
         Command::Validate { file } => validate(&file),
         Command::Schema => {
             println!("{}", crate::scenario::json_schema());
@@ -154,126 +162,227 @@ fn default_out(stem: &str) -> PathBuf {
         .expect("an unused directory name")
 }
 
+/// Overrides from the command line, applied to every model of a run.
+#[derive(Clone, Copy, Debug, Default)]
+struct Overrides {
+    seed: Option<u64>,
+    patients: Option<u64>,
+}
+
+impl Overrides {
+    fn apply(&self, m: &mut crate::model::Model) {
+        if let Some(seed) = self.seed {
+            m.sim.seed = seed;
+        }
+        if let Some(n) = self.patients {
+            m.sim.patients = n;
+        }
+    }
+}
+
+/// Loads a scenario, applies overrides, and plans its runs.
+fn plan_for(
+    source: &Source,
+    ov: Overrides,
+    draws: Option<u32>,
+    tornado: bool,
+    quiet: bool,
+) -> Result<Plan, Failure> {
+    let (_, mut model) = load(source)?;
+    ov.apply(&mut model);
+    let uncertainty = crate::psa::Uncertainty::extract(source)?;
+    let draws = draws.unwrap_or(uncertainty.settings.draws);
+    if (draws > 0 || tornado) && uncertainty.is_empty() && !quiet {
+        eprintln!(
+            "warning: the scenario has no uncertain parameters (write e.g. {{ dist = \"beta\", mean = .., se = .. }} in place of a number): draws differ only by Monte Carlo noise"
+        );
+    }
+    Plan::new(source, &model, uncertainty, draws, tornado, &|m| {
+        ov.apply(m)
+    })
+    .map_err(psa_failure)
+}
+
+fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(total);
+    b.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {bar:40} {pos}/{len} patients  {per_sec}  eta {eta}",
+        )
+        .expect("a valid progress template"),
+    );
+    b
+}
+
+fn staged(out: &Path, force: bool) -> Result<StagedDir, Failure> {
+    StagedDir::new(out, force).map_err(|e| match e {
+        output::OutputDirError::NotEmpty(_) => Failure::BadInput(format!("error: {e}")),
+        output::OutputDirError::Io(e) => Failure::Other(format!("{}: {e}", out.display())),
+    })
+}
+
+fn io_failure(e: std::io::Error) -> Failure {
+    Failure::Other(format!("writing results: {e}"))
+}
+
 fn run(args: RunArgs) -> Result<(), Failure> {
     let source = match &args.file {
         Some(f) => Source::from_file(f)?,
         None => Source::example(),
     };
-    let (_, mut model) = load(&source)?;
     if args.patients == Some(0) {
         return Err(Failure::BadInput(
             "error: --patients 0 is not allowed: at least 1".into(),
         ));
-    }
-    let adjust = |m: &mut crate::model::Model| {
-        if let Some(seed) = args.seed {
-            m.sim.seed = seed;
-        }
-        if let Some(n) = args.patients {
-            m.sim.patients = n;
-        }
-    };
-    adjust(&mut model);
-    let uncertainty = crate::psa::Uncertainty::extract(&source)?;
-    let draws = args.draws.unwrap_or(uncertainty.settings.draws);
-    if (draws > 0 || args.tornado) && uncertainty.is_empty() && !args.quiet {
-        eprintln!(
-            "warning: the scenario has no uncertain parameters (write e.g. {{ dist = \"beta\", mean = .., se = .. }} in place of a number): draws differ only by Monte Carlo noise"
-        );
     }
     if args.threads == Some(0) {
         return Err(Failure::BadInput(
             "error: --threads 0 is not allowed: at least 1 (omit it to use all cores)".into(),
         ));
     }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| default_out(&source.stem));
-    let staged = StagedDir::new(&out, args.force).map_err(|e| match e {
-        output::OutputDirError::NotEmpty(_) => Failure::BadInput(format!("error: {e}")),
-        output::OutputDirError::Io(e) => Failure::Other(format!("{}: {e}", out.display())),
-    })?;
-
+    let shard = match &args.shard {
+        Some(s) => Some(
+            crate::shard::parse_shard(s)
+                .map_err(|e| Failure::BadInput(format!("error: --shard {e}")))?,
+        ),
+        None => None,
+    };
+    let ov = Overrides {
+        seed: args.seed,
+        patients: args.patients,
+    };
+    let plan = plan_for(&source, ov, args.draws, args.tornado, args.quiet)?;
+    let out = match (&args.out, shard) {
+        (Some(o), _) => o.clone(),
+        (None, Some((i, n))) => default_out(&format!("{}-shard-{i}-of-{n}", source.stem)),
+        (None, None) => default_out(&source.stem),
+    };
+    let staged = staged(&out, args.force)?;
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let show = !args.quiet && std::io::stderr().is_terminal();
-    let runs = 1
-        + draws as u64
-        + if args.tornado {
-            2 * uncertainty.params.len() as u64
-        } else {
-            0
-        };
-    let bar = if show {
-        let b = ProgressBar::new(model.sim.patients * runs);
-        b.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {bar:40} {pos}/{len} patients  {per_sec}  eta {eta}",
-            )
-            .expect("a valid progress template"),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
+    let units = match shard {
+        Some((i, n)) => plan.shard_units(i, n),
+        None => plan.units(),
     };
+    let bar = progress_bar(plan.patients_in(&units), args.quiet);
     let cancel = AtomicBool::new(false);
     let started = Instant::now();
-    let (results, _) = crate::simulate(&model, Some(threads), &|k| bar.inc(k), &cancel)
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Failure::Other(format!("cannot start {threads} threads: {e}")))?;
+    let parts = pool
+        .install(|| plan.execute(&units, &|k| bar.inc(k), &cancel))
         .map_err(|e| Failure::Other(e.to_string()))?;
-    let psa = if draws > 0 {
-        Some(
-            crate::psa::analysis::run_psa(
-                &source,
-                &uncertainty,
-                &model,
-                draws,
-                &adjust,
-                &|k| bar.inc(k),
-                &cancel,
-            )
-            .map_err(psa_failure)?,
-        )
-    } else {
-        None
-    };
-    let tornado = if args.tornado {
-        Some(
-            crate::psa::analysis::tornado(
-                &source,
-                &uncertainty,
-                &model,
-                &results,
-                &adjust,
-                &|k| bar.inc(k),
-                &cancel,
-            )
-            .map_err(psa_failure)?,
-        )
-    } else {
-        None
-    };
+    let dir = staged.path();
+    if let Some((i, n)) = shard {
+        let file = crate::shard::ShardFile {
+            format: crate::shard::SHARD_FORMAT,
+            obasim_version: env!("CARGO_PKG_VERSION").to_string(),
+            scenario_file: source.display_name.clone(),
+            scenario_sha256: source.sha256(),
+            scenario_text: source.text.clone(),
+            base_dir: source.base_dir().map(|d| {
+                std::fs::canonicalize(d)
+                    .unwrap_or_else(|_| d.to_path_buf())
+                    .display()
+                    .to_string()
+            }),
+            seed: args.seed,
+            patients: args.patients,
+            draws: plan.draws,
+            tornado: plan.tornado,
+            shard: i,
+            shards: n,
+            units_total: plan.units().len(),
+            block_size: crate::engine::BLOCK_SIZE,
+            parts,
+        };
+        crate::shard::write_shard(dir, &file).map_err(io_failure)?;
+        bar.finish_and_clear();
+        let final_dir = staged.commit().map_err(io_failure)?;
+        if !args.quiet {
+            eprintln!(
+                "shard {i}/{n}: {} of {} work units in {:.2} s; partial results in {} (combine all shards with `obasim merge`)",
+                units.len(),
+                plan.units().len(),
+                started.elapsed().as_secs_f64(),
+                final_dir.display()
+            );
+        }
+        return Ok(());
+    }
+    let outcome = plan.assemble(parts).map_err(psa_failure)?;
     let wall = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
+    write_outputs(
+        dir,
+        &source,
+        &plan,
+        &outcome,
+        threads,
+        wall,
+        args.patients_csv,
+    )?;
+    let final_dir = staged.commit().map_err(io_failure)?;
+    if !args.quiet {
+        let model = &plan.runs[0].model;
+        print_headline(model, &outcome.base);
+        let extra = match (plan.draws, plan.tornado) {
+            (0, false) => String::new(),
+            (d, t) => format!(
+                " (base case{}{})",
+                if d > 0 {
+                    format!(" + {d} PSA draws")
+                } else {
+                    String::new()
+                },
+                if t {
+                    format!(" + {} one-way runs", 2 * plan.uncertainty.params.len())
+                } else {
+                    String::new()
+                }
+            ),
+        };
+        eprintln!(
+            "{} patients per run{extra} in {wall:.2} s on {threads} thread(s); results written to {}",
+            model.sim.patients,
+            final_dir.display()
+        );
+    }
+    Ok(())
+}
 
-    let io = |e: std::io::Error| Failure::Other(format!("writing results: {e}"));
-    let dir = staged.path();
-    output::write_tables(dir, &results).map_err(io)?;
-    output::write_scenario_copy(dir, &source.text).map_err(io)?;
+/// Writes every output file of a finished run (the same for a run and a merge).
+fn write_outputs(
+    dir: &Path,
+    source: &Source,
+    plan: &Plan,
+    outcome: &crate::plan::Outcome,
+    threads: usize,
+    wall: f64,
+    patients_csv: Option<u64>,
+) -> Result<(), Failure> {
+    let model = &plan.runs[0].model;
+    output::write_tables(dir, &outcome.base).map_err(io_failure)?;
+    output::write_scenario_copy(dir, &source.text).map_err(io_failure)?;
     let mut files: Vec<String> = output::RUN_FILES.iter().map(|s| s.to_string()).collect();
-    if !results.budget.is_empty() {
+    if !outcome.base.budget.is_empty() {
         files.push("budget.csv".into());
     }
-    if let Some(p) = &psa {
-        files.extend(output::write_psa(dir, p, &model).map_err(io)?);
+    if let Some(p) = &outcome.psa {
+        files.extend(output::write_psa(dir, p, model).map_err(io_failure)?);
     }
-    if let Some(rows) = &tornado {
-        output::write_tornado(dir, rows).map_err(io)?;
+    if let Some(rows) = &outcome.tornado {
+        output::write_tornado(dir, rows).map_err(io_failure)?;
         files.push("tornado.csv".into());
     }
-    if let Some(k) = args.patients_csv {
-        output::write_patients(dir, &model, k, 0).map_err(io)?;
+    if let Some(k) = patients_csv {
+        output::write_patients(dir, model, k, 0).map_err(io_failure)?;
         files.push("patients.csv".into());
         files.push("patient_payments.csv".into());
     }
@@ -284,7 +393,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         scenario_sha256: source.sha256(),
         seed: model.sim.seed,
         patients: model.sim.patients,
-        draws,
+        draws: plan.draws,
         block_size: crate::engine::BLOCK_SIZE,
         threads,
         wall_time_seconds: wall,
@@ -293,31 +402,67 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         price_year: model.price_year,
         files,
     };
-    output::write_manifest(dir, &manifest).map_err(io)?;
-    let final_dir = staged.commit().map_err(io)?;
+    output::write_manifest(dir, &manifest).map_err(io_failure)?;
+    Ok(())
+}
+
+/// Options of `obasim merge`.
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// Shard output directories (or their shard.json files), all shards of one run.
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+    /// Output directory for the merged results.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace a non-empty output directory.
+    #[arg(long)]
+    pub force: bool,
+    /// No messages.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn merge(args: MergeArgs) -> Result<(), Failure> {
+    let started = Instant::now();
+    let shards = crate::shard::read_shards(&args.shards)
+        .map_err(|e| Failure::BadInput(format!("error: {e}")))?;
+    let first = &shards[0];
+    let source = Source::from_text(
+        &first.scenario_file,
+        &first.scenario_text,
+        first.base_dir.as_ref().map(PathBuf::from),
+    );
+    let ov = Overrides {
+        seed: first.seed,
+        patients: first.patients,
+    };
+    let plan = plan_for(&source, ov, Some(first.draws), first.tornado, true)?;
+    if plan.units().len() != first.units_total {
+        return Err(Failure::BadInput(format!(
+            "error: the shards describe {} work units but the scenario now gives {}: the data files or obasim changed since the shards ran",
+            first.units_total,
+            plan.units().len()
+        )));
+    }
+    let staged = staged(&args.out, args.force)?;
+    let parts: Vec<crate::plan::UnitResult> = shards.into_iter().flat_map(|s| s.parts).collect();
+    let outcome = plan.assemble(parts).map_err(psa_failure)?;
+    let threads = rayon::current_num_threads();
+    write_outputs(
+        staged.path(),
+        &source,
+        &plan,
+        &outcome,
+        threads,
+        started.elapsed().as_secs_f64(),
+        None,
+    )?;
+    let final_dir = staged.commit().map_err(io_failure)?;
     if !args.quiet {
-        print_headline(&model, &results);
-        let extra = match (draws, args.tornado) {
-            (0, false) => String::new(),
-            _ => format!(
-                " (base case{}{})",
-                if draws > 0 {
-                    format!(" + {draws} PSA draws")
-                } else {
-                    String::new()
-                },
-                if args.tornado {
-                    format!(" + {} one-way runs", runs - 1 - draws as u64)
-                } else {
-                    String::new()
-                }
-            ),
-        };
         eprintln!(
-            "{} patients per run{extra} in {:.2} s on {} thread(s); results written to {}",
-            model.sim.patients,
-            wall,
-            threads,
+            "merged {} shards; results written to {}",
+            args.shards.len(),
             final_dir.display()
         );
     }

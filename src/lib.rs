@@ -14,12 +14,14 @@ pub mod engine;
 pub mod history;
 pub mod model;
 pub mod output;
+pub mod plan;
 pub mod plots;
 pub mod psa;
 pub mod report;
 pub mod results;
 pub mod rng;
 pub mod scenario;
+pub mod shard;
 pub mod stats;
 
 use std::sync::atomic::AtomicBool;

@@ -5,9 +5,39 @@ use crate::engine::tally::{contract_metric, FlowSeries, ARM_METRICS, CONTRACT_ME
 use crate::engine::Tally;
 use crate::model::build::NO_CONTRACT;
 use crate::model::Model;
+use serde::{Deserialize, Serialize};
+
+/// Serialises `f64` values that may be NaN or infinite (as strings), for shard files.
+pub mod serde_f64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialises a float: finite as a number, otherwise as "NaN", "inf" or "-inf".
+    pub fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if x.is_finite() {
+            s.serialize_f64(*x)
+        } else {
+            s.serialize_str(&x.to_string())
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumOrStr {
+        Num(f64),
+        Str(String),
+    }
+
+    /// Reads what [`serialize`] wrote.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match NumOrStr::deserialize(d)? {
+            NumOrStr::Num(x) => Ok(x),
+            NumOrStr::Str(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
 
 /// One row of `summary.csv`: a metric of an (arm, contract) over patients.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SummaryRow {
     /// Arm name.
     pub arm: String,
@@ -16,23 +46,29 @@ pub struct SummaryRow {
     /// Metric name.
     pub metric: String,
     /// Mean over patients.
+    #[serde(with = "serde_f64")]
     pub mean: f64,
     /// Monte Carlo standard error of the mean.
+    #[serde(with = "serde_f64")]
     pub mcse: f64,
     /// Standard deviation over patients.
+    #[serde(with = "serde_f64")]
     pub sd: f64,
     /// 2.5% quantile over patients.
+    #[serde(with = "serde_f64")]
     pub p025: f64,
     /// Median over patients.
+    #[serde(with = "serde_f64")]
     pub p50: f64,
     /// 97.5% quantile over patients.
+    #[serde(with = "serde_f64")]
     pub p975: f64,
     /// Number of patients.
     pub n: u64,
 }
 
 /// One row of `incremental.csv`: therapy under a contract against a comparator.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IncrementalRow {
     /// Contract name.
     pub contract: String,
@@ -43,8 +79,10 @@ pub struct IncrementalRow {
     /// Threshold for `inc_nmb` rows.
     pub wtp: Option<f64>,
     /// Estimate.
+    #[serde(with = "serde_f64")]
     pub value: f64,
     /// Monte Carlo standard error (delta method for the ICER).
+    #[serde(with = "serde_f64")]
     pub mcse: f64,
     /// Quadrant note for the ICER (`dominant`, `dominated`, ...), empty otherwise.
     pub note: String,

@@ -34,6 +34,11 @@ impl std::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
+/// Number of fixed blocks of a model's patients.
+pub fn blocks(model: &Model) -> u64 {
+    model.sim.patients.div_ceil(BLOCK_SIZE)
+}
+
 /// Simulates every patient of PSA draw `draw` on the current rayon pool.
 /// `progress` is called with the number of patients just finished (from any thread);
 /// `cancel` is checked between blocks.
@@ -43,11 +48,33 @@ pub fn run_draw(
     progress: &(dyn Fn(u64) + Sync),
     cancel: &AtomicBool,
 ) -> Result<Tally, RunError> {
+    run_blocks(
+        model,
+        draw,
+        &(0..blocks(model)).collect::<Vec<_>>(),
+        progress,
+        cancel,
+    )
+}
+
+/// Simulates the given fixed blocks of draw `draw` (a shard's share of the work). Merging
+/// the tallies of disjoint block sets that cover all blocks gives exactly [`run_draw`]'s tally.
+pub fn run_blocks(
+    model: &Model,
+    draw: u64,
+    block_ids: &[u64],
+    progress: &(dyn Fn(u64) + Sync),
+    cancel: &AtomicBool,
+) -> Result<Tally, RunError> {
     let n = model.sim.patients;
     let shift = tally::reference_values(model, draw);
-    let blocks = n.div_ceil(BLOCK_SIZE);
-    let result = (0..blocks)
-        .into_par_iter()
+    let expected: u64 = block_ids
+        .iter()
+        .map(|&b| (b * BLOCK_SIZE + BLOCK_SIZE).min(n) - b * BLOCK_SIZE)
+        .sum();
+    let result = block_ids
+        .par_iter()
+        .copied()
         .fold(
             || (Tally::new(model, shift.clone()), PatientRecord::new(model)),
             |(mut tally, mut rec), b| {
@@ -68,7 +95,7 @@ pub fn run_draw(
         .map(|(tally, _)| tally)
         .reduce_with(Tally::merge)
         .unwrap_or_else(|| Tally::new(model, shift));
-    if cancel.load(Ordering::Relaxed) || result.moments.count() != n {
+    if cancel.load(Ordering::Relaxed) || result.moments.count() != expected {
         return Err(RunError::Cancelled);
     }
     Ok(result)

@@ -9,6 +9,7 @@ use crate::accounting::{account_arm, ArmTotals, YearFlows};
 use crate::contracts::{PaidBy, PaymentKind};
 use crate::model::Model;
 use crate::stats::{ExactSum, MomentSet, QuantileSketch};
+use serde::{Deserialize, Serialize};
 
 /// Per-arm metrics (one slot each per arm).
 pub const ARM_METRICS: [&str; 6] = [
@@ -48,7 +49,7 @@ pub fn contract_metric(name: &str) -> usize {
 pub const INCREMENTAL_METRICS: [&str; 3] = ["inc_cost", "inc_qalys", "inc_life_years"];
 
 /// Where each metric lives in the per-patient value vector.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Layout {
     arms: usize,
     contracts: usize,
@@ -113,9 +114,10 @@ impl Layout {
 }
 
 /// Per-year sums: plain `f64` within a block, exact across blocks.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct YearSums {
     years: usize,
+    #[serde(skip)]
     block: Vec<f64>,
     total: Vec<ExactSum>,
 }
@@ -198,14 +200,16 @@ impl FlowSeries {
 /// therapy spend (payments net of refunds, plus assessment costs), undiscounted and
 /// discounted to the start of calendar year 1. Exact sums, so any split of patients gives
 /// the same totals.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CohortSums {
     contracts: usize,
     years: usize,
     replicates: usize,
     undiscounted: Vec<ExactSum>,
     discounted: Vec<ExactSum>,
+    #[serde(skip)]
     scratch_u: Vec<f64>,
+    #[serde(skip)]
     scratch_d: Vec<f64>,
 }
 
@@ -344,11 +348,14 @@ fn admin_costs_manufacturer(model: &Model, rec: &PatientRecord, c: usize) -> f64
     total
 }
 
-/// Everything accumulated over patients by one worker (or merged over all).
-#[derive(Clone, Debug)]
+/// Everything accumulated over patients by one worker (or merged over all). Serialisable, so
+/// that shards of a run can be merged exactly elsewhere.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Tally {
     layout: Layout,
+    #[serde(skip)]
     values: Vec<f64>,
+    #[serde(skip)]
     totals: Vec<ArmTotals>,
     /// Moments (mean, sd, covariances) of every slot.
     pub moments: MomentSet,

@@ -8,19 +8,19 @@
 //! of patients.
 
 use super::Uncertainty;
-use crate::engine::{run_draw, RunError};
+use crate::engine::RunError;
 use crate::model::build::compile;
 use crate::model::Model;
 use crate::results::Results;
 use crate::scenario::{ScenarioError, Source};
-use rayon::prelude::*;
-use std::sync::atomic::AtomicBool;
 
 /// Why a PSA could not be completed.
 #[derive(Debug)]
 pub enum PsaError {
     /// A sampled draw gave an invalid scenario.
     InvalidDraw(u64, ScenarioError),
+    /// A one-way value (parameter, value) gave an invalid scenario.
+    OneWay(String, f64, ScenarioError),
     /// Interrupted.
     Run(RunError),
     /// The requested analysis does not fit the scenario.
@@ -33,6 +33,10 @@ impl std::fmt::Display for PsaError {
             PsaError::InvalidDraw(d, e) => write!(
                 f,
                 "PSA draw {d}: the sampled values make the scenario invalid (choose distributions whose range fits each parameter: beta for probabilities, gamma or lognormal for rates and costs, or truncate the normal):\n{e}"
+            ),
+            PsaError::OneWay(p, x, e) => write!(
+                f,
+                "one-way analysis: `{p}` = {x} makes the scenario invalid (set `low`/`high` in its distribution):\n{e}"
             ),
             PsaError::Run(e) => write!(f, "{e}"),
             PsaError::Setup(m) => write!(f, "{m}"),
@@ -141,40 +145,6 @@ pub fn wtp_grid(u: &Uncertainty, model: &Model) -> Vec<f64> {
     let top = model.sim.wtp.iter().cloned().fold(0.0, f64::max);
     let top = if top > 0.0 { 3.0 * top } else { 150_000.0 };
     (0..=60).map(|k| top * k as f64 / 60.0).collect()
-}
-
-/// Runs draws 1..=`draws` in parallel (over draws and, within each, over patients).
-pub fn run_psa(
-    source: &Source,
-    u: &Uncertainty,
-    base: &Model,
-    draws: u32,
-    adjust: &(dyn Fn(&mut Model) + Sync),
-    progress: &(dyn Fn(u64) + Sync),
-    cancel: &AtomicBool,
-) -> Result<PsaResults, PsaError> {
-    let seed = base.sim.seed;
-    let results: Result<Vec<DrawResult>, PsaError> = (1..=draws as u64)
-        .into_par_iter()
-        .map(|d| {
-            let values = u.draw(seed, d);
-            let model = model_for(source, &u.text_with(&values), adjust)
-                .map_err(|e| PsaError::InvalidDraw(d, e))?;
-            let tally = run_draw(&model, d, progress, cancel).map_err(PsaError::Run)?;
-            Ok(DrawResult {
-                draw: d,
-                values,
-                results: Results::from_tally(&model, &tally),
-            })
-        })
-        .collect();
-    Ok(PsaResults {
-        names: u.names(),
-        base_values: u.base_values(),
-        draws: results?,
-        strategies: strategies(base),
-        wtp_grid: wtp_grid(u, base),
-    })
 }
 
 /// Mean payer cost and QALYs of a strategy in one result set.
@@ -312,37 +282,27 @@ fn tornado_outputs(model: &Model, r: &Results, u: &Uncertainty) -> Result<Output
     Ok(v)
 }
 
-/// One-way sensitivity: each parameter written in place at its low and high value with the
-/// rest at base, simulated on the base case's patients (draw 0 streams), so the swings carry
-/// no sampling noise between runs. Sorted by swing, largest first, per contract.
-pub fn tornado(
-    source: &Source,
+/// One-way sensitivity table from the base case and the one-way runs (each parameter
+/// written in place at its low and high value with the rest at base, simulated on the base
+/// case's patients, so the swings carry no sampling noise between runs). Sorted by swing,
+/// largest first, per contract.
+pub fn tornado_rows(
     u: &Uncertainty,
     base_model: &Model,
     base_results: &Results,
-    adjust: &(dyn Fn(&mut Model) + Sync),
-    progress: &(dyn Fn(u64) + Sync),
-    cancel: &AtomicBool,
+    one_way: &[(usize, bool, &Model, Results)],
 ) -> Result<Vec<TornadoRow>, PsaError> {
     let base_out = tornado_outputs(base_model, base_results, u)?;
-    let base_values = u.base_values();
-    let runs: Result<Vec<(usize, Outputs, Outputs)>, PsaError> = (0..u.params.len())
-        .into_par_iter()
-        .map(|i| {
-            let at = |x: f64| -> Result<Outputs, PsaError> {
-                let mut values = base_values.clone();
-                values[i] = x;
-                let model = model_for(source, &u.text_with(&values), adjust)
-                    .map_err(|e| PsaError::InvalidDraw(0, e))?;
-                let tally = run_draw(&model, 0, progress, cancel).map_err(PsaError::Run)?;
-                tornado_outputs(&model, &Results::from_tally(&model, &tally), u)
-            };
-            Ok((i, at(u.params[i].low)?, at(u.params[i].high)?))
-        })
-        .collect();
     let mut rows = Vec::new();
-    for (i, lo, hi) in runs? {
-        let p = &u.params[i];
+    for (i, p) in u.params.iter().enumerate() {
+        let find = |high: bool| -> Result<Outputs, PsaError> {
+            let (_, _, m, r) = one_way
+                .iter()
+                .find(|(k, h, _, _)| *k == i && *h == high)
+                .ok_or_else(|| PsaError::Setup(format!("one-way run of {} is missing", p.path)))?;
+            tornado_outputs(m, r, u)
+        };
+        let (lo, hi) = (find(false)?, find(true)?);
         for ((b, l), h) in base_out.iter().zip(&lo).zip(&hi) {
             rows.push(TornadoRow {
                 parameter: p.path.clone(),

@@ -128,6 +128,11 @@ impl Source {
         }
     }
 
+    /// Directory data files are read from (none for the embedded example).
+    pub fn base_dir(&self) -> Option<&Path> {
+        self.base_dir.as_deref()
+    }
+
     /// SHA-256 of the scenario text, hex.
     pub fn sha256(&self) -> String {
         let digest = Sha256::digest(self.text.as_bytes());

@@ -19,17 +19,49 @@ struct Bucket {
     max: f64,
 }
 
+// Finite sentinels (so sketches serialise to JSON): any value replaces them.
 const EMPTY: Bucket = Bucket {
     count: 0,
-    min: f64::INFINITY,
-    max: f64::NEG_INFINITY,
+    min: f64::MAX,
+    max: f64::MIN,
 };
 
-/// Dense store of buckets indexed by `ceil(log_gamma(|x|))`.
+/// Dense store of buckets indexed by `ceil(log_gamma(|x|))`; serialised sparsely (only
+/// non-empty buckets, as [index, count, min, max]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(into = "SparseStore", from = "SparseStore")]
 struct Store {
     offset: i32,
     buckets: Vec<Bucket>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SparseStore(Vec<(i32, u64, f64, f64)>);
+
+impl From<Store> for SparseStore {
+    fn from(s: Store) -> Self {
+        SparseStore(
+            s.buckets
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.count > 0)
+                .map(|(k, b)| (s.offset + k as i32, b.count, b.min, b.max))
+                .collect(),
+        )
+    }
+}
+
+impl From<SparseStore> for Store {
+    fn from(s: SparseStore) -> Self {
+        let mut store = Store::default();
+        for (index, count, min, max) in s.0 {
+            store.add(index, min);
+            let b = &mut store.buckets[(index - store.offset) as usize];
+            b.count += count - 1;
+            b.max = b.max.max(max);
+        }
+        store
+    }
 }
 
 impl Store {
@@ -209,6 +241,18 @@ mod tests {
                 "p={p}: got {got}, want {want}"
             );
         }
+    }
+
+    #[test]
+    fn serialises_sparsely_and_round_trips() {
+        let mut a = QuantileSketch::new();
+        for x in [1.0, 1e6, -3.0, 0.0, 2.5, 1e6] {
+            a.add(x);
+        }
+        let json = serde_json::to_string(&a).unwrap();
+        assert!(json.len() < 300, "{json}");
+        let b: QuantileSketch = serde_json::from_str(&json).unwrap();
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -1,0 +1,98 @@
+//! Sharded runs merge into exactly the results of the unsharded run.
+
+mod common;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn obasim(args: &[&str], extra: &[&Path]) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_obasim"));
+    c.args(args);
+    for p in extra {
+        c.arg(p);
+    }
+    c.output().unwrap()
+}
+
+fn scenario(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/beti-cel-germany.toml"),
+    )
+    .unwrap()
+    .replace(
+        "cost = 40000.0 ",
+        "cost = { dist = \"gamma\", mean = 40000, se = 6000 } ",
+    )
+    .replacen(
+        "utility = 0.93",
+        "utility = { dist = \"beta\", mean = 0.93, se = 0.02 }",
+        1,
+    );
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(
+        dir.join("data/lifetable_usa_2015_mx.csv"),
+        common::us_life_table(),
+    )
+    .unwrap();
+    let p = dir.join("s.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn three_shards_merge_byte_identical_and_bad_sets_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = scenario(tmp.path());
+    let common = ["--quiet", "--patients", "3000", "--draws", "5", "--tornado"];
+    let full = tmp.path().join("full");
+    let mut args = vec!["run"];
+    args.extend(common);
+    args.push("--out");
+    let o = obasim(&args, &[&full, &file]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut shards = Vec::new();
+    for i in 0..3 {
+        let dir = tmp.path().join(format!("s{i}"));
+        let spec = format!("{i}/3");
+        let mut args = vec!["run", "--threads", "1", "--shard", &spec];
+        args.extend(common);
+        args.push("--out");
+        let o = obasim(&args, &[&dir, &file]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(dir.join("shard.json").is_file());
+        shards.push(dir);
+    }
+    // Missing shard: refused, naming it.
+    let bad = tmp.path().join("bad");
+    let o = obasim(&["merge", "--out"], &[&bad, &shards[0], &shards[2]]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing: 1/3"));
+    assert!(!bad.exists());
+    // A shard of another seed: refused.
+    let other = tmp.path().join("other");
+    let mut args = vec!["run", "--seed", "99", "--shard", "1/3"];
+    args.extend(common);
+    args.push("--out");
+    assert!(obasim(&args, &[&other, &file]).status.success());
+    let o = obasim(&["merge", "--out"], &[&bad, &shards[0], &other, &shards[2]]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("another seed"));
+    // The complete set: byte-identical tables.
+    let merged = tmp.path().join("merged");
+    let o = obasim(
+        &["merge", "--quiet", "--out"],
+        &[&merged, &shards[2], &shards[0], &shards[1]],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut compared = 0;
+    for entry in std::fs::read_dir(&full).unwrap() {
+        let name = entry.unwrap().file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".csv") {
+            let a = std::fs::read(full.join(&*name)).unwrap();
+            let b = std::fs::read(merged.join(&*name)).unwrap();
+            assert!(a == b, "{name} differs after merge");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 13, "compared only {compared} files");
+}
