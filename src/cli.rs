@@ -42,6 +42,13 @@ pub enum Command {
     Schema,
     /// Combine the shards of a run (from `run --shard i/N`) into its results.
     Merge(MergeArgs),
+    /// Write (and optionally submit) a Slurm job array of shards and a dependent merge job
+    Slurm(crate::slurm::SlurmArgs),
+    /// Redraw the plots and report.html of a finished run directory from its CSV files.
+    Plot {
+        /// Run directory.
+        dir: PathBuf,
+    },
 }
 
 /// Options of `obasim run`.
@@ -77,6 +84,9 @@ pub struct RunArgs {
     /// mergeable partial results (combine with `obasim merge`).
     #[arg(long, value_name = "i/N")]
     pub shard: Option<String>,
+    /// Do not draw plots or write report.html.
+    #[arg(long)]
+    pub no_plots: bool,
     /// No progress bar or messages (errors are still printed).
     #[arg(long)]
     pub quiet: bool,
@@ -105,6 +115,11 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Merge(args) => merge(args),
+        Command::Slurm(args) => crate::slurm::slurm(&args).map_err(|e| match e {
+            crate::slurm::SlurmError::BadInput(m) => Failure::BadInput(m),
+            crate::slurm::SlurmError::Other(m) => Failure::Other(m),
+        }),
+        Command::Plot { dir } => plot(&dir),
         Command::Validate { file } => validate(&file),
         Command::Schema => {
             println!("{}", crate::scenario::json_schema());
@@ -327,7 +342,11 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         threads,
         wall,
         args.patients_csv,
+        !args.no_plots,
     )?;
+    if !args.no_plots {
+        draw(dir)?;
+    }
     let final_dir = staged.commit().map_err(io_failure)?;
     if !args.quiet {
         let model = &plan.runs[0].model;
@@ -366,6 +385,7 @@ fn write_outputs(
     threads: usize,
     wall: f64,
     patients_csv: Option<u64>,
+    plots: bool,
 ) -> Result<(), Failure> {
     let model = &plan.runs[0].model;
     output::write_tables(dir, &outcome.base).map_err(io_failure)?;
@@ -385,6 +405,10 @@ fn write_outputs(
         output::write_patients(dir, model, k, 0).map_err(io_failure)?;
         files.push("patients.csv".into());
         files.push("patient_payments.csv".into());
+    }
+    if plots {
+        files.push("plots/".into());
+        files.push("report.html".into());
     }
     let manifest = Manifest {
         obasim_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -418,6 +442,9 @@ pub struct MergeArgs {
     /// Replace a non-empty output directory.
     #[arg(long)]
     pub force: bool,
+    /// Do not draw plots or write report.html.
+    #[arg(long)]
+    pub no_plots: bool,
     /// No messages.
     #[arg(long)]
     pub quiet: bool,
@@ -457,7 +484,11 @@ fn merge(args: MergeArgs) -> Result<(), Failure> {
         threads,
         started.elapsed().as_secs_f64(),
         None,
+        !args.no_plots,
     )?;
+    if !args.no_plots {
+        draw(staged.path())?;
+    }
     let final_dir = staged.commit().map_err(io_failure)?;
     if !args.quiet {
         eprintln!(
@@ -466,6 +497,26 @@ fn merge(args: MergeArgs) -> Result<(), Failure> {
             final_dir.display()
         );
     }
+    Ok(())
+}
+
+/// Draws the plots and the report of a run directory.
+fn draw(dir: &Path) -> Result<(), Failure> {
+    crate::plots::draw_run(dir).map_err(|e| Failure::Other(format!("drawing plots: {e}")))?;
+    crate::report::write_report(dir)
+        .map_err(|e| Failure::Other(format!("writing report.html: {e}")))?;
+    Ok(())
+}
+
+fn plot(dir: &Path) -> Result<(), Failure> {
+    if !dir.join("summary.csv").is_file() {
+        return Err(Failure::BadInput(format!(
+            "error: {} is not a finished run directory (no summary.csv)",
+            dir.display()
+        )));
+    }
+    draw(dir)?;
+    eprintln!("plots and report.html written to {}", dir.display());
     Ok(())
 }
 
