@@ -22,6 +22,7 @@ pub mod results;
 pub mod rng;
 pub mod scenario;
 pub mod shard;
+pub mod slurm;
 pub mod stats;
 
 use std::sync::atomic::AtomicBool;
