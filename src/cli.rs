@@ -191,6 +191,9 @@ impl Overrides {
         }
         if let Some(n) = self.patients {
             m.sim.patients = n;
+            if let Some(c) = m.cohort.as_mut() {
+                c.fit_to_patients(n);
+            }
         }
     }
 }
@@ -205,6 +208,16 @@ fn plan_for(
 ) -> Result<Plan, Failure> {
     let (_, mut model) = load(source)?;
     ov.apply(&mut model);
+    if let Some(c) = &model.cohort {
+        if model.sim.patients / c.size() < 2 {
+            return Err(Failure::BadInput(format!(
+                "error: {} patients is too few for the scenario's [cohort]: one cohort has {} patients and cohort-level results need at least two simulated cohorts ({} patients)",
+                model.sim.patients,
+                c.size(),
+                2 * c.size()
+            )));
+        }
+    }
     let uncertainty = crate::psa::Uncertainty::extract(source)?;
     let draws = draws.unwrap_or(uncertainty.settings.draws);
     if (draws > 0 || tornado) && uncertainty.is_empty() && !quiet {
@@ -339,10 +352,12 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         &source,
         &plan,
         &outcome,
-        threads,
-        wall,
-        args.patients_csv,
-        !args.no_plots,
+        RunInfo {
+            threads,
+            wall,
+            patients_csv: args.patients_csv,
+            plots: !args.no_plots,
+        },
     )?;
     if !args.no_plots {
         draw(dir)?;
@@ -376,17 +391,29 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// How a run was executed (for the manifest) and what extra files to write.
+#[derive(Clone, Copy, Debug)]
+struct RunInfo {
+    threads: usize,
+    wall: f64,
+    patients_csv: Option<u64>,
+    plots: bool,
+}
+
 /// Writes every output file of a finished run (the same for a run and a merge).
 fn write_outputs(
     dir: &Path,
     source: &Source,
     plan: &Plan,
     outcome: &crate::plan::Outcome,
-    threads: usize,
-    wall: f64,
-    patients_csv: Option<u64>,
-    plots: bool,
+    info: RunInfo,
 ) -> Result<(), Failure> {
+    let RunInfo {
+        threads,
+        wall,
+        patients_csv,
+        plots,
+    } = info;
     let model = &plan.runs[0].model;
     output::write_tables(dir, &outcome.base).map_err(io_failure)?;
     output::write_scenario_copy(dir, &source.text).map_err(io_failure)?;
@@ -481,10 +508,12 @@ fn merge(args: MergeArgs) -> Result<(), Failure> {
         &source,
         &plan,
         &outcome,
-        threads,
-        started.elapsed().as_secs_f64(),
-        None,
-        !args.no_plots,
+        RunInfo {
+            threads,
+            wall: started.elapsed().as_secs_f64(),
+            patients_csv: None,
+            plots: !args.no_plots,
+        },
     )?;
     if !args.no_plots {
         draw(staged.path())?;

@@ -531,6 +531,7 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
             years,
             annual_cap: c.annual_cap,
             replicates: wanted.min(possible).max(1),
+            requested_replicates: wanted.max(1),
         }
     });
 

@@ -62,12 +62,23 @@ pub struct CohortModel {
     pub annual_cap: Option<f64>,
     /// Number of simulated cohorts used (each of `size()` consecutive patients).
     pub replicates: u64,
+    /// Number of simulated cohorts asked for (`replicates` is this, or fewer when the
+    /// patients do not suffice).
+    pub requested_replicates: u64,
 }
 
 impl CohortModel {
     /// Patients in one cohort replicate (all uptake years).
     pub fn size(&self) -> u64 {
         self.uptake.iter().map(|&n| n as u64).sum()
+    }
+
+    /// Uses as many whole cohorts as `patients` allow (at most the requested number).
+    pub fn fit_to_patients(&mut self, patients: u64) {
+        self.replicates = self
+            .requested_replicates
+            .min(patients / self.size().max(1))
+            .max(1);
     }
 
     /// For patient `i`: its replicate and uptake year (0-based), if it belongs to one of the
