@@ -171,11 +171,16 @@ pub fn write_tables(dir: &Path, r: &Results) -> io::Result<()> {
     w.flush()?;
 
     let mut w = csv::Writer::from_path(dir.join("risk.csv")).map_err(csv_err)?;
-    w.write_record(["contract", "metric", "value"])
+    w.write_record(["contract", "metric", "wtp", "value"])
         .map_err(csv_err)?;
     for x in &r.risk {
-        w.write_record([x.contract.clone(), x.metric.clone(), num(x.value)])
-            .map_err(csv_err)?;
+        w.write_record([
+            x.contract.clone(),
+            x.metric.clone(),
+            x.wtp.map(num).unwrap_or_default(),
+            num(x.value),
+        ])
+        .map_err(csv_err)?;
     }
     w.flush()?;
 

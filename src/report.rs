@@ -862,17 +862,29 @@ fn results_section(h: &mut String, run: &RunData) {
     h.push_str("</section>\n");
 }
 
-/// `risk.csv` (contract, metric, value), shown as written when the run has one.
+/// `risk.csv` (contract, metric, wtp, value), shown as written when the run has one; a
+/// metric at a threshold is labelled with it.
 fn risk_table(h: &mut String, run: &RunData) {
     let path = run.dir.join("risk.csv");
     let Ok(mut reader) = csv::Reader::from_path(&path) else {
         return;
     };
+    let Ok(headers) = reader.headers().cloned() else {
+        return;
+    };
+    let col = |name: &str| headers.iter().position(|x| x == name);
+    let (Some(ic), Some(im), Some(iv)) = (col("contract"), col("metric"), col("value")) else {
+        return;
+    };
+    let iw = col("wtp");
     let mut rows: Vec<(String, String, String)> = Vec::new();
     for rec in reader.records().flatten() {
-        if rec.len() >= 3 {
-            rows.push((rec[0].to_string(), rec[1].to_string(), rec[2].to_string()));
-        }
+        let wtp = iw.and_then(|i| rec.get(i)).filter(|w| !w.is_empty());
+        let metric = match wtp.and_then(|w| w.parse::<f64>().ok()) {
+            Some(w) => format!("{} at {}", &rec[im], significant(w)),
+            None => rec[im].to_string(),
+        };
+        rows.push((rec[ic].to_string(), metric, rec[iv].to_string()));
     }
     if rows.is_empty() {
         return;

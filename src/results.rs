@@ -147,6 +147,8 @@ pub struct RiskRow {
     pub contract: String,
     /// Metric name.
     pub metric: String,
+    /// Threshold, for net-benefit metrics.
+    pub wtp: Option<f64>,
     /// Value.
     pub value: f64,
 }
@@ -513,13 +515,41 @@ fn risk_rows(model: &Model, tally: &Tally) -> Vec<RiskRow> {
     let upfront_var = tally.moments.mean_sd(layout.arm(therapy, 0)).sd.powi(2);
     let mut rows = Vec::new();
     for (c, contract) in model.contracts.iter().enumerate() {
-        let mut push = |metric: &str, value: f64| {
+        let mut push_at = |metric: &str, wtp: Option<f64>, value: f64| {
             rows.push(RiskRow {
                 contract: contract.name.clone(),
                 metric: metric.to_string(),
+                wtp,
                 value,
             })
         };
+        let q = tally.moments.mean_sd(layout.arm(therapy, 2)).sd;
+        let cov_qc = tally.moments.covariance(layout.pair_qalys_cost(c));
+        let cov_qo = tally.moments.covariance(layout.pair_qalys_other());
+        let sd_c = tally
+            .moments
+            .mean_sd(layout.contract(c, contract_metric("payer_cost")))
+            .sd;
+        for &w in &model.sim.wtp {
+            // Var(λQ − C): how uncertain the value for money of one treated patient is.
+            let var = (w * w * q * q + sd_c * sd_c - 2.0 * w * cov_qc).max(0.0);
+            let var_up = (w * w * q * q + upfront_var - 2.0 * w * cov_qo).max(0.0);
+            push_at("net_benefit_sd", Some(w), var.sqrt());
+            push_at("upfront_net_benefit_sd", Some(w), var_up.sqrt());
+            push_at(
+                "net_benefit_variance_moved_off_payer",
+                Some(w),
+                var_up - var,
+            );
+            if var_up > 0.0 {
+                push_at(
+                    "net_benefit_variance_moved_off_payer_share",
+                    Some(w),
+                    (var_up - var) / var_up,
+                );
+            }
+        }
+        let mut push = |metric: &str, value: f64| push_at(metric, None, value);
         let sd = tally
             .moments
             .mean_sd(layout.contract(c, contract_metric("payer_cost")))

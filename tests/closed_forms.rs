@@ -340,3 +340,50 @@ fn clock_reset_and_forward_match_quadrature() {
         );
     }
 }
+
+#[test]
+fn net_benefit_spread_matches_the_qaly_distribution() {
+    // Upfront price only (no other costs): NMB = λQ − P, so sd(NMB) = λ sd(Q) with
+    // Q = u (1 − e^{−δ min(T, H)})/δ, T ~ Exp(κ): E[e^{−aδ min}] has a closed form.
+    let (kappa, u, h, ro) = (0.1, 0.8, 30.0, 0.035);
+    let text = two_state(&TwoState {
+        horizon: h,
+        rates: (0.0, ro, 0.08),
+        lambda: kappa,
+        cost: 0.0,
+        utility: u,
+        population: "age = 30.0\nshare_female = 0.5\nmax_age = 150.0",
+        contracts: "",
+    });
+    let (_d, path) = write_scenario(&text, &flat_life_table(0.0));
+    let model = model_of(&path);
+    let r = run(&model, 2);
+    let delta = (1.0f64 + ro).ln();
+    let m = |a: f64| {
+        let k = kappa + a * delta;
+        kappa / k * (1.0 - (-k * h).exp()) + (-k * h).exp()
+    };
+    let sd_q = u / delta * (m(2.0) - m(1.0) * m(1.0)).sqrt();
+    let row = r
+        .risk
+        .iter()
+        .find(|x| x.metric == "net_benefit_sd" && x.wtp == Some(100_000.0))
+        .unwrap();
+    // SE of a sample SD is about sd/sqrt(2n) for a light-tailed variable; allow 4 of them
+    // doubled for the bounded, skewed QALY distribution.
+    let n = model.sim.patients as f64;
+    let tol = 8.0 * sd_q / (2.0 * n).sqrt();
+    assert!(
+        (row.value / 1e5 - sd_q).abs() < tol,
+        "{} vs {}",
+        row.value / 1e5,
+        sd_q
+    );
+    // Upfront: the contract is its own upfront reference.
+    let up = r
+        .risk
+        .iter()
+        .find(|x| x.metric == "upfront_net_benefit_sd" && x.wtp == Some(100_000.0))
+        .unwrap();
+    assert!((up.value - row.value).abs() < 1e-9 * row.value);
+}

@@ -54,6 +54,7 @@ pub struct Layout {
     arms: usize,
     contracts: usize,
     comparators: Vec<usize>,
+    therapy: usize,
 }
 
 impl Layout {
@@ -63,6 +64,7 @@ impl Layout {
             arms: model.arms.len(),
             contracts: model.contracts.len(),
             comparators: model.comparators(),
+            therapy: model.therapy.arm,
         }
     }
 
@@ -96,7 +98,9 @@ impl Layout {
         &self.comparators
     }
 
-    /// Covariance pairs: (inc_cost, inc_qalys) for each (contract, comparator), in order.
+    /// Covariance pairs: (inc_cost, inc_qalys) for each (contract, comparator); then
+    /// (therapy QALYs, payer cost) for each contract; then (therapy QALYs, therapy other
+    /// costs) — the last two give the variance of each patient's net monetary benefit.
     pub fn pairs(&self) -> Vec<(usize, usize)> {
         let mut v = Vec::new();
         for c in 0..self.contracts {
@@ -104,7 +108,22 @@ impl Layout {
                 v.push((self.incremental(c, k, 0), self.incremental(c, k, 1)));
             }
         }
+        let q = self.arm(self.therapy, 2);
+        for c in 0..self.contracts {
+            v.push((q, self.contract(c, 0)));
+        }
+        v.push((q, self.arm(self.therapy, 0)));
         v
+    }
+
+    /// Index of the pair (therapy QALYs, payer cost under contract `c`).
+    pub fn pair_qalys_cost(&self, c: usize) -> usize {
+        self.contracts * self.comparators.len() + c
+    }
+
+    /// Index of the pair (therapy QALYs, therapy other costs).
+    pub fn pair_qalys_other(&self) -> usize {
+        self.contracts * self.comparators.len() + self.contracts
     }
 
     /// Index of the covariance pair of (contract, comparator).
