@@ -87,6 +87,9 @@ pub struct RunArgs {
     /// Do not draw plots or write report.html.
     #[arg(long)]
     pub no_plots: bool,
+    /// Run even if the estimated time (over 24 h) or memory (over 8 GiB) is beyond the limits.
+    #[arg(long)]
+    pub allow_large: bool,
     /// No progress bar or messages (errors are still printed).
     #[arg(long)]
     pub quiet: bool,
@@ -95,6 +98,22 @@ pub struct RunArgs {
 enum Failure {
     BadInput(String),
     Other(String),
+    Interrupted,
+}
+
+/// Exit code after SIGINT or SIGTERM (128 + SIGINT).
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// A flag raised by SIGINT or SIGTERM; the engine stops between blocks when it is set.
+fn interrupt_flag() -> &'static AtomicBool {
+    static FLAG: AtomicBool = AtomicBool::new(false);
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        // If a handler cannot be installed the default action (terminate) remains, and the
+        // staging directory is never renamed into place.
+        let _ = ctrlc::set_handler(|| FLAG.store(true, std::sync::atomic::Ordering::SeqCst));
+    });
+    &FLAG
 }
 
 impl From<ScenarioError> for Failure {
@@ -136,12 +155,23 @@ pub fn main() -> i32 {
             eprintln!("error: {m}");
             EXIT_FAILURE
         }
+        Err(Failure::Interrupted) => {
+            eprintln!("interrupted: stopped cleanly; no results were written (the partial output was removed). Rerun the same command to start again.");
+            EXIT_INTERRUPTED
+        }
+    }
+}
+
+fn print_warnings(model: &crate::model::Model) {
+    for w in &model.warnings {
+        eprintln!("warning: {w}");
     }
 }
 
 fn validate(file: &Path) -> Result<(), Failure> {
     let source = Source::from_file(file)?;
     let (_, model) = load(&source)?;
+    print_warnings(&model);
     println!(
         "{}: ok — {} arm(s) ({}), {} contract(s) ({}), {} patients, horizon {} years",
         source.display_name,
@@ -205,8 +235,12 @@ fn plan_for(
     draws: Option<u32>,
     tornado: bool,
     quiet: bool,
+    allow_large: bool,
 ) -> Result<Plan, Failure> {
     let (_, mut model) = load(source)?;
+    if !quiet {
+        print_warnings(&model);
+    }
     ov.apply(&mut model);
     if let Some(c) = &model.cohort {
         if model.sim.patients / c.size() < 2 {
@@ -220,6 +254,11 @@ fn plan_for(
     }
     let uncertainty = crate::psa::Uncertainty::extract(source)?;
     let draws = draws.unwrap_or(uncertainty.settings.draws);
+    if draws > MAX_DRAWS && !allow_large {
+        return Err(Failure::BadInput(format!(
+            "error: {draws} PSA draws is more than the limit of {MAX_DRAWS} (every draw is compiled and kept in memory): split the analysis with --shard or pass --allow-large"
+        )));
+    }
     if (draws > 0 || tornado) && uncertainty.is_empty() && !quiet {
         eprintln!(
             "warning: the scenario has no uncertain parameters (write e.g. {{ dist = \"beta\", mean = .., se = .. }} in place of a number): draws differ only by Monte Carlo noise"
@@ -282,7 +321,14 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         seed: args.seed,
         patients: args.patients,
     };
-    let plan = plan_for(&source, ov, args.draws, args.tornado, args.quiet)?;
+    let plan = plan_for(
+        &source,
+        ov,
+        args.draws,
+        args.tornado,
+        args.quiet,
+        args.allow_large,
+    )?;
     let out = match (&args.out, shard) {
         (Some(o), _) => o.clone(),
         (None, Some((i, n))) => default_out(&format!("{}-shard-{i}-of-{n}", source.stem)),
@@ -292,20 +338,31 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let estimate = Estimate::of(&plan, shard.map_or(1, |(_, n)| n), threads);
+    estimate.check(args.allow_large)?;
     let units = match shard {
         Some((i, n)) => plan.shard_units(i, n),
         None => plan.units(),
     };
+    if !args.quiet && estimate.seconds > 60.0 {
+        eprintln!(
+            "estimated: about {} on {threads} thread(s), about {} of memory",
+            human_seconds(estimate.seconds),
+            human_bytes(estimate.bytes)
+        );
+    }
     let bar = progress_bar(plan.patients_in(&units), args.quiet);
-    let cancel = AtomicBool::new(false);
+    let cancel = interrupt_flag();
     let started = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .map_err(|e| Failure::Other(format!("cannot start {threads} threads: {e}")))?;
     let parts = pool
-        .install(|| plan.execute(&units, &|k| bar.inc(k), &cancel))
-        .map_err(|e| Failure::Other(e.to_string()))?;
+        .install(|| plan.execute(&units, &|k| bar.inc(k), cancel))
+        .map_err(|e| match e {
+            crate::engine::RunError::Cancelled => Failure::Interrupted,
+        })?;
     let dir = staged.path();
     if let Some((i, n)) = shard {
         let file = crate::shard::ShardFile {
@@ -345,6 +402,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         return Ok(());
     }
     let outcome = plan.assemble(parts).map_err(psa_failure)?;
+    check_outcome(&outcome)?;
     let wall = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     write_outputs(
@@ -491,7 +549,7 @@ fn merge(args: MergeArgs) -> Result<(), Failure> {
         seed: first.seed,
         patients: first.patients,
     };
-    let plan = plan_for(&source, ov, Some(first.draws), first.tornado, true)?;
+    let plan = plan_for(&source, ov, Some(first.draws), first.tornado, true, true)?;
     if plan.units().len() != first.units_total {
         return Err(Failure::BadInput(format!(
             "error: the shards describe {} work units but the scenario now gives {}: the data files or obasim changed since the shards ran",
@@ -502,6 +560,7 @@ fn merge(args: MergeArgs) -> Result<(), Failure> {
     let staged = staged(&args.out, args.force)?;
     let parts: Vec<crate::plan::UnitResult> = shards.into_iter().flat_map(|s| s.parts).collect();
     let outcome = plan.assemble(parts).map_err(psa_failure)?;
+    check_outcome(&outcome)?;
     let threads = rayon::current_num_threads();
     write_outputs(
         staged.path(),
@@ -527,6 +586,111 @@ fn merge(args: MergeArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// A conservative estimate of a run's time and memory, made before it starts.
+struct Estimate {
+    seconds: f64,
+    bytes: f64,
+}
+
+/// Patients per second per thread assumed by the estimate (a slow model on a slow core).
+const ASSUMED_PATIENTS_PER_SECOND: f64 = 100_000.0;
+/// Longest run accepted without --allow-large.
+const MAX_SECONDS: f64 = 24.0 * 3600.0;
+/// Most PSA draws accepted without --allow-large.
+const MAX_DRAWS: u32 = 100_000;
+/// Most memory accepted without --allow-large.
+const MAX_BYTES: f64 = 8.0 * 1024.0 * 1024.0 * 1024.0;
+
+impl Estimate {
+    /// For one of `shards` equal shares of the plan's work.
+    fn of(plan: &Plan, shards: u32, threads: usize) -> Estimate {
+        let total: f64 = plan.runs.iter().map(|r| r.model.sim.patients as f64).sum();
+        let patients = total / shards.max(1) as f64;
+        let units = total / crate::engine::BLOCK_SIZE as f64;
+        let m = &plan.runs[0].model;
+        let slots = crate::engine::Layout::new(m).slots() as f64;
+        let states: usize = m.arms.iter().map(|a| a.states.len()).sum();
+        // Per accumulator: a sketch per slot (~20 kB when values spread), occupancy counts,
+        // yearly flows, cohort sums.
+        let cohort = m.cohort.as_ref().map_or(0.0, |c| {
+            (c.replicates as usize * m.contracts.len() * c.years) as f64 * 2.0 * 48.0
+        });
+        let tally = slots * 20_000.0
+            + (m.sim.occupancy_points() * states) as f64 * 8.0
+            + (m.sim.years() * (2 * m.arms.len() + 4 * m.contracts.len())) as f64 * 48.0
+            + cohort;
+        let runs_in_flight = plan.runs.len().min(threads.max(1) * 4) as f64;
+        let psa_rows = plan.draws as f64 * slots * 200.0;
+        Estimate {
+            seconds: patients / (ASSUMED_PATIENTS_PER_SECOND * threads.max(1) as f64),
+            bytes: tally * (threads as f64 + 1.0) * runs_in_flight + psa_rows + units * 24.0 + 50e6,
+        }
+    }
+
+    fn check(&self, allow: bool) -> Result<(), Failure> {
+        if allow {
+            return Ok(());
+        }
+        if self.seconds > MAX_SECONDS {
+            return Err(Failure::BadInput(format!(
+                "error: this run would take about {} (limit {}): reduce --patients or --draws, split it with --shard i/N, or pass --allow-large",
+                human_seconds(self.seconds),
+                human_seconds(MAX_SECONDS)
+            )));
+        }
+        if self.bytes > MAX_BYTES {
+            return Err(Failure::BadInput(format!(
+                "error: this run would need about {} of memory (limit {}): reduce draws, cohort replicates or the occupancy grid, or pass --allow-large",
+                human_bytes(self.bytes),
+                human_bytes(MAX_BYTES)
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn human_seconds(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.0} min", s / 60.0)
+    } else if s < 3.0 * 86400.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else {
+        format!("{:.0} days", s / 86400.0)
+    }
+}
+
+fn human_bytes(b: f64) -> String {
+    if b < 1e9 {
+        format!("{:.0} MB", b / 1e6)
+    } else {
+        format!("{:.1} GB", b / 1e9)
+    }
+}
+
+/// Refuses to write results with a non-finite number in them.
+fn check_outcome(outcome: &crate::plan::Outcome) -> Result<(), Failure> {
+    let mut problem = outcome.base.check_finite().err();
+    if let Some(p) = &outcome.psa {
+        for d in &p.draws {
+            if problem.is_none() {
+                problem = d
+                    .results
+                    .check_finite()
+                    .err()
+                    .map(|e| format!("PSA draw {}: {e}", d.draw));
+            }
+        }
+    }
+    match problem {
+        None => Ok(()),
+        Some(e) => Err(Failure::BadInput(format!(
+            "error: {e}; no results were written. The scenario's numbers are at an extreme where the computation overflows or is undefined: check very large or very small rates, shapes and prices."
+        ))),
+    }
 }
 
 /// Draws the plots and the report of a run directory.

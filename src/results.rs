@@ -383,6 +383,101 @@ impl Results {
         }
     }
 
+    /// Checks that every number that will be written is finite (an ICER without a QALY
+    /// difference is the one documented exception: it is written empty with a note).
+    /// Returns a message naming the first offending table and row.
+    pub fn check_finite(&self) -> Result<(), String> {
+        let bad =
+            |table: &str, what: String| Err(format!("{table}: {what} is not a finite number"));
+        for r in &self.summary {
+            for (name, v) in [
+                ("mean", r.mean),
+                ("mcse", r.mcse),
+                ("sd", r.sd),
+                ("p025", r.p025),
+                ("p50", r.p50),
+                ("p975", r.p975),
+            ] {
+                if !v.is_finite() {
+                    return bad(
+                        "summary.csv",
+                        format!("{} of {} / {} / {}", name, r.arm, r.contract, r.metric),
+                    );
+                }
+            }
+        }
+        for r in &self.incremental {
+            let exempt = r.metric == "icer" && r.note == "no QALY difference";
+            let finite = r.value.is_finite() && r.mcse.is_finite();
+            if !(exempt || finite) {
+                return bad(
+                    "incremental.csv",
+                    format!("{} of {} vs {}", r.metric, r.contract, r.comparator),
+                );
+            }
+        }
+        for r in &self.cashflow {
+            if ![
+                r.payments,
+                r.payments_discounted,
+                r.other_costs,
+                r.other_costs_discounted,
+                r.admin_costs,
+                r.admin_costs_discounted,
+            ]
+            .iter()
+            .all(|v| v.is_finite())
+            {
+                return bad(
+                    "cashflow.csv",
+                    format!("year {} of {} / {}", r.year, r.arm, r.contract),
+                );
+            }
+        }
+        for r in &self.occupancy {
+            if !(r.share.is_finite() && r.mcse.is_finite()) {
+                return bad(
+                    "occupancy.csv",
+                    format!("{} at {} in {}", r.state, r.time, r.arm),
+                );
+            }
+        }
+        for r in &self.quantiles {
+            if !r.value.is_finite() {
+                return bad(
+                    "quantiles.csv",
+                    format!("{} of {} / {}", r.metric, r.arm, r.contract),
+                );
+            }
+        }
+        for r in &self.budget {
+            if ![
+                r.mean,
+                r.sd,
+                r.p025,
+                r.p50,
+                r.p975,
+                r.cap_rebate,
+                r.other_costs,
+                r.total,
+            ]
+            .iter()
+            .all(|v| v.is_finite())
+            {
+                return bad(
+                    "budget.csv",
+                    format!("year {} of {} / {}", r.year, r.arm, r.contract),
+                );
+            }
+        }
+        for r in &self.risk {
+            if !r.value.is_finite() {
+                return bad("risk.csv", format!("{} of {}", r.metric, r.contract));
+            }
+        }
+        Ok(())
+    }
+
     /// The summary row of (arm, contract, metric), if any.
     pub fn summary_row(&self, arm: &str, contract: &str, metric: &str) -> Option<&SummaryRow> {
         self.summary

@@ -260,6 +260,7 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
     }
 
     // --- arms
+    let mut warnings = Vec::new();
     let mut names: Vec<&str> = Vec::new();
     let mut arms = Vec::new();
     if sc.arms.is_empty() {
@@ -280,7 +281,6 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
             continue;
         }
         let state_names: Vec<&str> = arm.states.iter().map(|s| s.name.as_str()).collect();
-        let known = state_names.join(", ");
         let mut states = Vec::new();
         let mut initial_sum = 0.0;
         let mut cumulative = Vec::new();
@@ -337,9 +337,11 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
             None => {
                 ck.error(
                     &format!("{f}.death_state"),
-                    format!(
-                        "`{}` is not a state of this arm; states: {known}",
-                        arm.death_state
+                    unknown_name(
+                        &arm.death_state,
+                        "a state of this arm",
+                        "states",
+                        &state_names,
                     ),
                 );
                 0
@@ -372,13 +374,13 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
             if from.is_none() {
                 ck.error(
                     &format!("{tf}.from"),
-                    format!("`{}` is not a state; states: {known}", tr.from),
+                    unknown_name(&tr.from, "a state", "states", &state_names),
                 );
             }
             if to.is_none() {
                 ck.error(
                     &format!("{tf}.to"),
-                    format!("`{}` is not a state; states: {known}", tr.to),
+                    unknown_name(&tr.to, "a state", "states", &state_names),
                 );
             }
             let family = family_of(&tr.time);
@@ -405,6 +407,39 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
                 }
             }
         }
+        // States that can never be entered: no initial probability and no transition into
+        // them from a reachable state (death is always reachable through background mortality).
+        let mut reachable: Vec<bool> = arm.states.iter().map(|st| st.initial > 0.0).collect();
+        if death < reachable.len() {
+            reachable[death] = true;
+        }
+        loop {
+            let mut changed = false;
+            for (from, ex) in exits.iter().enumerate() {
+                if reachable[from] {
+                    for e in ex {
+                        if !reachable[e.to] {
+                            reachable[e.to] = true;
+                            changed = true;
+                        }
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        for (si, st) in arm.states.iter().enumerate() {
+            if !reachable[si] {
+                warnings.push(source.diagnostic(
+                    &format!("{f}.states[{si}]"),
+                    format!(
+                        "state `{}` of arm `{}` can never be entered: it has no initial probability and no transition into it from a reachable state",
+                        st.name, arm.name
+                    ),
+                ));
+            }
+        }
         arms.push(ArmModel {
             name: arm.name.clone(),
             states,
@@ -421,7 +456,7 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
     if therapy_arm.is_none() {
         ck.error(
             "therapy.arm",
-            format!("`{}` is not an arm; arms: {}", th.arm, names.join(", ")),
+            unknown_name(&th.arm, "an arm", "arms", &names),
         );
     }
     ck.range(
@@ -602,7 +637,21 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
         churn,
         manufacturer_default,
         cohort,
+        warnings,
     })
+}
+
+/// "`name` is not a KIND; did you mean `x`? KINDs: a, b" — the closest known name is
+/// suggested when it is close (case-insensitive match, or a few edits away).
+pub fn unknown_name(name: &str, kind: &str, plural: &str, known: &[&str]) -> String {
+    let hint = crate::scenario::suggest::closest(name, known)
+        .map_or(String::new(), |k| format!("did you mean `{k}`? "));
+    let list = if known.is_empty() {
+        "(none)".to_string()
+    } else {
+        known.join(", ")
+    };
+    format!("`{name}` is not {kind}; {hint}{plural}: {list}")
 }
 
 fn find(names: &[&str], name: &str) -> Option<usize> {
@@ -625,10 +674,7 @@ fn compile_outcomes(ck: &mut Checker, sc: &Scenario, states: &[&str]) -> Vec<Out
                 Some(j) => mask[j] = true,
                 None => ck.error(
                     &format!("{f}.states[{k}]"),
-                    format!(
-                        "`{st}` is not a state of the therapy arm; states: {}",
-                        states.join(", ")
-                    ),
+                    unknown_name(st, "a state of the therapy arm", "states", states),
                 ),
             }
         }
@@ -671,11 +717,7 @@ fn compile_plans(ck: &mut Checker, sc: &Scenario, outcomes: &[&str]) -> Vec<Plan
         let outcome = find(outcomes, &p.outcome).unwrap_or_else(|| {
             ck.error(
                 &format!("{f}.outcome"),
-                format!(
-                    "`{}` is not an outcome; outcomes: {}",
-                    p.outcome,
-                    outcomes.join(", ")
-                ),
+                unknown_name(&p.outcome, "an outcome", "outcomes", outcomes),
             );
             0
         });
@@ -850,13 +892,11 @@ fn compile_contract(
         if i.is_none() {
             ck.error(
                 field,
-                format!(
-                    "`{name}` is not an outcome; outcomes: {}",
-                    if outcomes.is_empty() {
-                        "(none defined: add [[outcomes]])".to_string()
-                    } else {
-                        outcomes.join(", ")
-                    }
+                unknown_name(
+                    name,
+                    "an outcome",
+                    "outcomes (define them under [[outcomes]])",
+                    outcomes,
                 ),
             );
         }
@@ -1034,13 +1074,11 @@ fn compile_contract(
         if i.is_none() {
             ck.error(
                 &format!("{f}.observed_by"),
-                format!(
-                    "`{p}` is not an assessment plan; plans: {}",
-                    if plans.is_empty() {
-                        "(none defined: add [[observations]])".to_string()
-                    } else {
-                        plans.join(", ")
-                    }
+                unknown_name(
+                    p,
+                    "an assessment plan",
+                    "plans (define them under [[observations]])",
+                    plans,
                 ),
             );
         }

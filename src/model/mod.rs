@@ -49,6 +49,9 @@ pub struct Model {
     pub manufacturer_default: Option<Family>,
     /// Treated cohorts for budget impact.
     pub cohort: Option<CohortModel>,
+    /// Things in the scenario that are allowed but probably not meant (e.g. unreachable
+    /// states), located like errors.
+    pub warnings: Vec<crate::scenario::Diagnostic>,
 }
 
 /// Treated cohorts by calendar year.

@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod source;
+pub mod suggest;
 pub mod types;
 
 pub use error::{Diagnostic, ScenarioError};

@@ -195,7 +195,7 @@ impl Source {
                     line,
                     column,
                     field,
-                    message: e.message().trim().to_string(),
+                    message: super::suggest::improve_serde_message(e.message().trim()),
                 }],
             }
         })?;
