@@ -20,6 +20,8 @@ use crate::scenario::{
 pub const INITIAL_SUM_TOLERANCE: f64 = 1e-6;
 /// Longest horizon accepted, in years.
 pub const MAX_HORIZON: f64 = 200.0;
+/// Most installments in one contract.
+pub const MAX_PAYMENTS: u32 = 100_000;
 /// Name used in outputs for the comparator arms' (absent) contract.
 pub const NO_CONTRACT: &str = "none";
 
@@ -945,6 +947,15 @@ fn compile_contract(
                             &format!("{f}.payments"),
                             format!("the last payment falls at {last} years, after the horizon ({horizon} years)"),
                         );
+                    }
+                    if n > MAX_PAYMENTS || !(last.is_finite() && last <= horizon) {
+                        if n > MAX_PAYMENTS {
+                            ck.error(
+                                &format!("{f}.payments"),
+                                format!("{n} is not allowed: at most {MAX_PAYMENTS} payments"),
+                            );
+                        }
+                        return None;
                     }
                     (0..n).map(|k| first + iv * k as f64).collect()
                 }
