@@ -11,13 +11,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// The files every run writes.
-pub const RUN_FILES: [&str; 8] = [
+pub const RUN_FILES: [&str; 9] = [
     "summary.csv",
     "incremental.csv",
     "cashflow.csv",
     "occupancy.csv",
     "quantiles.csv",
     "risk.csv",
+    "prices.csv",
     "scenario.toml",
     "manifest.json",
 ];
@@ -164,6 +165,22 @@ pub fn write_tables(dir: &Path, r: &Results) -> io::Result<()> {
             num(x.time),
             x.state.clone(),
             num(x.share),
+            num(x.mcse),
+        ])
+        .map_err(csv_err)?;
+    }
+    w.flush()?;
+
+    let mut w = csv::Writer::from_path(dir.join("prices.csv")).map_err(csv_err)?;
+    w.write_record(["contract", "comparator", "metric", "wtp", "value", "mcse"])
+        .map_err(csv_err)?;
+    for x in &r.prices {
+        w.write_record([
+            x.contract.clone(),
+            x.comparator.clone(),
+            x.metric.clone(),
+            x.wtp.map(num).unwrap_or_default(),
+            num(x.value),
             num(x.mcse),
         ])
         .map_err(csv_err)?;

@@ -271,6 +271,7 @@ impl Plan {
                         quantiles: Vec::new(),
                         budget: Vec::new(),
                         risk: Vec::new(),
+                        prices: Vec::new(),
                     })
                 }
             }

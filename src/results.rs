@@ -193,6 +193,26 @@ pub const DISTRIBUTION_METRICS: [&str; 5] = [
     "qalys",
 ];
 
+/// One row of `prices.csv`: a price solved from the run (payments are linear in the list
+/// price, so one run gives every price).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PriceRow {
+    /// Contract.
+    pub contract: String,
+    /// Comparator (empty for the parity price).
+    pub comparator: String,
+    /// `value_based_price` (incremental NMB = 0 at `wtp`) or `upfront_parity_price` (the
+    /// list price under this contract whose expected PV paid equals paying the current list
+    /// price at infusion).
+    pub metric: String,
+    /// Threshold (value-based prices).
+    pub wtp: Option<f64>,
+    /// The price.
+    pub value: f64,
+    /// Monte Carlo standard error (delta method).
+    pub mcse: f64,
+}
+
 /// All result tables of one run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Results {
@@ -210,6 +230,8 @@ pub struct Results {
     pub budget: Vec<BudgetRow>,
     /// `risk.csv`.
     pub risk: Vec<RiskRow>,
+    /// `prices.csv`.
+    pub prices: Vec<PriceRow>,
 }
 
 impl Results {
@@ -351,6 +373,7 @@ impl Results {
         }
         let budget = budget_rows(model, tally, &cashflow);
         let risk = risk_rows(model, tally);
+        let prices = price_rows(model, tally);
 
         let mut occupancy = Vec::new();
         let step = model.sim.occupancy_step;
@@ -380,6 +403,7 @@ impl Results {
             quantiles,
             budget,
             risk,
+            prices,
         }
     }
 
@@ -473,6 +497,11 @@ impl Results {
         for r in &self.risk {
             if !r.value.is_finite() {
                 return bad("risk.csv", format!("{} of {}", r.metric, r.contract));
+            }
+        }
+        for r in &self.prices {
+            if !(r.value.is_finite() && r.mcse.is_finite()) {
+                return bad("prices.csv", format!("{} of {}", r.metric, r.contract));
             }
         }
         Ok(())
@@ -680,6 +709,71 @@ fn risk_rows(model: &Model, tally: &Tally) -> Vec<RiskRow> {
             push("cohort_spend_pv_var95", var95);
             push("cohort_spend_pv_cvar95", cvar95);
             push("cohort_cap_rebate_pv_mean", mean_sd(&rebates).0);
+        }
+    }
+    rows
+}
+
+/// Prices solved from one run. Payments scale with the list price P: drug paid = P·K with K
+/// the PV paid per unit of price. The value-based price at λ solves
+/// E[λΔQ − (ΔC − paid)] = p·E[K]; its MCSE comes from the delta method on the ratio of means
+/// (with the covariances of ΔQ, ΔC and paid over patients).
+fn price_rows(model: &Model, tally: &Tally) -> Vec<PriceRow> {
+    let layout = tally.layout();
+    let price = model.therapy.list_price;
+    let n = tally.moments.count() as f64;
+    let mut rows = Vec::new();
+    if price <= 0.0 || n < 2.0 {
+        return rows;
+    }
+    for (c, contract) in model.contracts.iter().enumerate() {
+        let paid_slot = layout.contract(c, contract_metric("drug_paid"));
+        let paid = tally.moments.mean_sd(paid_slot);
+        if paid.mean > 0.0 {
+            // Upfront at infusion pays P (PV P); under this contract P' gives P'·K.
+            let k = paid.mean / price;
+            rows.push(PriceRow {
+                contract: contract.name.clone(),
+                comparator: String::new(),
+                metric: "upfront_parity_price".into(),
+                wtp: None,
+                value: price / k,
+                mcse: price / k * paid.mcse / paid.mean,
+            });
+        }
+        for (kk, &a) in layout.comparators().iter().enumerate() {
+            let dc = tally.moments.mean_sd(layout.incremental(c, kk, 0));
+            let dq = tally.moments.mean_sd(layout.incremental(c, kk, 1));
+            let cov_cq = tally.moments.covariance(layout.pair(c, kk));
+            let (i_cp, i_qp) = layout.pairs_paid(c, kk);
+            let (cov_cp, cov_qp) = (
+                tally.moments.covariance(i_cp),
+                tally.moments.covariance(i_qp),
+            );
+            let var_p = paid.sd * paid.sd;
+            let b = paid.mean / price;
+            if b <= 0.0 {
+                continue;
+            }
+            for &w in &model.sim.wtp {
+                // A = λΔQ − ΔC + paid; B = paid / P.
+                let a_mean = w * dq.mean - dc.mean + paid.mean;
+                let var_a = w * w * dq.sd * dq.sd + dc.sd * dc.sd + var_p - 2.0 * w * cov_cq
+                    + 2.0 * w * cov_qp
+                    - 2.0 * cov_cp;
+                let cov_ab = (w * cov_qp - cov_cp + var_p) / price;
+                let var_b = var_p / (price * price);
+                let r = a_mean / b;
+                let var_r = (var_a - 2.0 * r * cov_ab + r * r * var_b) / (b * b) / n;
+                rows.push(PriceRow {
+                    contract: contract.name.clone(),
+                    comparator: model.arms[a].name.clone(),
+                    metric: "value_based_price".into(),
+                    wtp: Some(w),
+                    value: r,
+                    mcse: var_r.max(0.0).sqrt(),
+                });
+            }
         }
     }
     rows

@@ -387,3 +387,73 @@ fn net_benefit_spread_matches_the_qaly_distribution() {
         .unwrap();
     assert!((up.value - row.value).abs() < 1e-9 * row.value);
 }
+
+#[test]
+fn value_based_and_parity_prices() {
+    // Two arms with exponential survival; the therapy costs P upfront (or in installments).
+    // Value-based price at λ: P* = λΔQ − ΔC_other (upfront, K = 1), closed form.
+    let (lambda, c, u, h, r) = (0.15, 20_000.0, 0.8, 30.0, 0.035);
+    let text = two_state(&TwoState {
+        horizon: h,
+        rates: (r, r, 0.08),
+        lambda,
+        cost: c,
+        utility: u,
+        population: "age = 30.0\nshare_female = 0.5\nmax_age = 150.0",
+        contracts: "[[contracts]]\nname = \"upfront\"\ntype = \"upfront\"\n\n[[contracts]]\nname = \"inst\"\ntype = \"installments\"\npayments = 4\ninterval = 1.0\n",
+    });
+    let (_d, path) = write_scenario(&text, &flat_life_table(0.0));
+    let model = model_of(&path);
+    let res = run(&model, 2);
+    let closed = |rate: f64| {
+        let k = rate + (1.0f64 + r).ln();
+        (1.0 - (-k * h).exp()) / k
+    };
+    let w = 100_000.0;
+    let dq = u * closed(lambda) - 0.5 * closed(2.0 * lambda);
+    let dother = c * closed(lambda) - c * closed(2.0 * lambda);
+    let price = |contract: &str, metric: &str| {
+        res.prices
+            .iter()
+            .find(|p| {
+                p.contract == contract
+                    && p.metric == metric
+                    && (p.wtp.is_none() || p.wtp == Some(w))
+            })
+            .unwrap()
+            .clone()
+    };
+    let vb = price("upfront", "value_based_price");
+    assert_within("value-based price", vb.value, vb.mcse, w * dq - dother, 4.0);
+    // Installments stopping at death: K = Σ (1/4) S(t_k) d(t_k).
+    let k: f64 = (0..4)
+        .map(|t| 0.25 * (-lambda * t as f64).exp() * (1.0 + r).powf(-(t as f64)))
+        .sum();
+    let vb = price("inst", "value_based_price");
+    assert_within(
+        "value-based price, installments",
+        vb.value,
+        vb.mcse,
+        (w * dq - dother) / k,
+        4.0,
+    );
+    let parity = price("inst", "upfront_parity_price");
+    assert_within("parity price", parity.value, parity.mcse, 1e6 / k, 4.0);
+    // Linearity: at the solved price the incremental NMB is zero (same patients).
+    let text2 = text.replace(
+        "list_price = 1000000.0",
+        &format!("list_price = {:?}", vb.value),
+    );
+    let (_d2, path2) = write_scenario(&text2, &flat_life_table(0.0));
+    let res2 = run(&model_of(&path2), 2);
+    let nmb = res2
+        .incremental
+        .iter()
+        .find(|x| x.contract == "inst" && x.metric == "inc_nmb" && x.wtp == Some(w))
+        .unwrap();
+    assert!(
+        nmb.value.abs() < 1e-6 * vb.value,
+        "NMB at the solved price: {}",
+        nmb.value
+    );
+}

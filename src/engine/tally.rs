@@ -113,7 +113,21 @@ impl Layout {
             v.push((q, self.contract(c, 0)));
         }
         v.push((q, self.arm(self.therapy, 0)));
+        for c in 0..self.contracts {
+            for k in 0..self.comparators.len() {
+                v.push((self.incremental(c, k, 0), self.contract(c, 1)));
+                v.push((self.incremental(c, k, 1), self.contract(c, 1)));
+            }
+        }
         v
+    }
+
+    /// Indices of the pairs (inc_cost, drug_paid) and (inc_qalys, drug_paid) of (contract,
+    /// comparator), for the delta-method error of solved prices.
+    pub fn pairs_paid(&self, c: usize, k: usize) -> (usize, usize) {
+        let base = self.contracts * self.comparators.len() + self.contracts + 1;
+        let i = base + 2 * (c * self.comparators.len() + k);
+        (i, i + 1)
     }
 
     /// Index of the pair (therapy QALYs, payer cost under contract `c`).
