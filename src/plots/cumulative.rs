@@ -67,7 +67,7 @@ fn shown_until(all: &[Series], run: &RunData) -> (f64, f64, Option<f64>) {
 
 /// Line widths: the first contract widest, so lines that coincide stay visible as nested
 /// colours.
-pub(super) fn widths(n: usize) -> Vec<f64> {
+pub(crate) fn widths(n: usize) -> Vec<f64> {
     if n <= 1 {
         return vec![2.5; n];
     }

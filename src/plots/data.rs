@@ -3,7 +3,7 @@
 //! adds are ignored; empty numeric fields (non-finite values) read as `None`.
 
 use super::PlotError;
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, Source};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::fs;
@@ -12,10 +12,17 @@ use std::path::{Path, PathBuf};
 /// The contract name that comparator arms carry in the tables.
 pub const NO_CONTRACT: &str = "none";
 
-/// Files of a probabilistic sensitivity analysis that later versions will write. Their
-/// formats are not fixed yet: [`RunData::psa_files`] lists those present so that the report
-/// can say so, and `plots::psa` is where their plots will be added.
-pub const PSA_FILES: [&str; 3] = ["draws.csv", "ceac.csv", "tornado.csv"];
+/// Files of a probabilistic sensitivity analysis (`--draws`) and of the one-way analysis
+/// (`--tornado`); [`RunData::psa_files`] lists those present.
+pub const PSA_FILES: [&str; 7] = [
+    "params.csv",
+    "draws.csv",
+    "ce_plane.csv",
+    "ceac.csv",
+    "evpi.csv",
+    "psa_incremental.csv",
+    "tornado.csv",
+];
 
 /// One row of `summary.csv`.
 #[derive(Clone, Debug, Deserialize)]
@@ -137,6 +144,108 @@ pub struct BudgetRow {
     pub p975: Option<f64>,
 }
 
+/// One row of `ce_plane.csv`: a PSA draw's incremental cost and QALYs.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CePlaneRow {
+    /// Draw number (1, 2, ...).
+    pub draw: u64,
+    /// Contract of the therapy arm.
+    pub contract: String,
+    /// Comparator arm.
+    pub comparator: String,
+    /// Incremental cost per patient.
+    pub inc_cost: Option<f64>,
+    /// Incremental QALYs per patient.
+    pub inc_qalys: Option<f64>,
+}
+
+/// One row of `ceac.csv`: a strategy's probability of the highest net monetary benefit at a
+/// threshold.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CeacRow {
+    /// Willingness to pay per QALY.
+    pub wtp: f64,
+    /// Strategy name (`arm / contract`, or the comparator arm).
+    pub strategy: String,
+    /// Arm.
+    pub arm: String,
+    /// Contract (`none` for comparators).
+    pub contract: String,
+    /// Share of draws in which the strategy has the highest NMB.
+    pub probability_cost_effective: Option<f64>,
+    /// Expected NMB over draws.
+    pub expected_nmb: Option<f64>,
+    /// 1 if the strategy has the highest expected NMB at this threshold (the CEAF).
+    pub on_frontier: u8,
+}
+
+/// One row of `evpi.csv`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct EvpiRow {
+    /// Willingness to pay per QALY.
+    pub wtp: f64,
+    /// Expected value of perfect information per patient.
+    pub evpi_per_patient: Option<f64>,
+}
+
+/// One row of `tornado.csv`: one parameter at its low and high value, the others at base.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TornadoRow {
+    /// Parameter (path in the scenario).
+    pub parameter: String,
+    /// Contract.
+    pub contract: String,
+    /// The output (e.g. `inc_nmb at 100000 vs standard_care`).
+    pub output: String,
+    /// The output at the base case.
+    pub base_output: Option<f64>,
+    /// The parameter's low value.
+    pub low: Option<f64>,
+    /// The parameter's high value.
+    pub high: Option<f64>,
+    /// The output with the parameter low.
+    pub output_low: Option<f64>,
+    /// The output with the parameter high.
+    pub output_high: Option<f64>,
+    /// |output_high − output_low|.
+    pub swing: Option<f64>,
+}
+
+/// One row of `psa_incremental.csv`: incremental results over PSA draws.
+#[derive(Clone, Debug, Deserialize)]
+pub struct PsaIncrementalRow {
+    /// Contract.
+    pub contract: String,
+    /// Comparator arm.
+    pub comparator: String,
+    /// `inc_cost`, `inc_qalys`, `icer` or `prob_cost_effective`.
+    pub metric: String,
+    /// Threshold (for `prob_cost_effective`).
+    pub wtp: Option<f64>,
+    /// Mean over draws (for `icer`: the ratio of the means; for `prob_cost_effective`: the
+    /// probability).
+    pub mean: Option<f64>,
+    /// 2.5th percentile over draws.
+    pub p025: Option<f64>,
+    /// 97.5th percentile over draws.
+    pub p975: Option<f64>,
+    /// Mean Monte Carlo error within a draw.
+    pub mean_within_draw_mcse: Option<f64>,
+    /// Number of draws.
+    pub draws: Option<u64>,
+}
+
+/// `params.csv`: the sampled parameter values, draw 0 = base case.
+#[derive(Clone, Debug, Default)]
+pub struct Params {
+    /// Parameter paths (the columns after `draw`).
+    pub names: Vec<String>,
+    /// The base case (draw 0).
+    pub base: Vec<f64>,
+    /// Values per draw (draws 1, 2, ...), one row per draw.
+    pub draws: Vec<Vec<f64>>,
+}
+
 /// `manifest.json` as far as plots and the report use it; every field is optional so that
 /// older or newer manifests still read.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -197,12 +306,24 @@ pub struct RunData {
     pub scenario: Result<Scenario, String>,
     /// The PSA files ([`PSA_FILES`]) present in the directory.
     pub psa_files: Vec<String>,
+    /// `ce_plane.csv`, when present.
+    pub ce_plane: Option<Vec<CePlaneRow>>,
+    /// `ceac.csv`, when present.
+    pub ceac: Option<Vec<CeacRow>>,
+    /// `evpi.csv`, when present.
+    pub evpi: Option<Vec<EvpiRow>>,
+    /// `tornado.csv`, when present.
+    pub tornado: Option<Vec<TornadoRow>>,
+    /// `psa_incremental.csv`, when present.
+    pub psa_incremental: Option<Vec<PsaIncrementalRow>>,
+    /// `params.csv`, when present.
+    pub params: Option<Params>,
 }
 
 impl RunData {
     /// Reads a run directory. `summary.csv`, `incremental.csv`, `cashflow.csv`,
-    /// `occupancy.csv`, `quantiles.csv` and `manifest.json` are required; `budget.csv` and
-    /// `scenario.toml` are read when present.
+    /// `occupancy.csv`, `quantiles.csv` and `manifest.json` are required; `scenario.toml`,
+    /// `budget.csv` and the PSA files are read when present.
     pub fn load(dir: &Path) -> Result<RunData, PlotError> {
         let manifest_path = dir.join("manifest.json");
         let manifest_text = fs::read_to_string(&manifest_path).map_err(|source| PlotError::Io {
@@ -219,16 +340,14 @@ impl RunData {
                 path: manifest_path.clone(),
                 message: e.to_string(),
             })?;
-        let budget_path = dir.join("budget.csv");
-        let budget = if budget_path.is_file() {
-            Some(read_csv(&budget_path)?)
-        } else {
-            None
-        };
         let scenario_path = dir.join("scenario.toml");
         let scenario_text = fs::read_to_string(&scenario_path).ok();
+        // Through the scenario reader, so that parameter distributions (PSA) read as their
+        // base case.
         let scenario = match &scenario_text {
-            Some(t) => toml::from_str::<Scenario>(t).map_err(|e| e.to_string()),
+            Some(t) => Source::from_text("scenario.toml", t, Some(dir.to_path_buf()))
+                .parse()
+                .map_err(|e| e.to_string()),
             None => Err("scenario.toml is not in the run directory".to_string()),
         };
         let psa_files = PSA_FILES
@@ -245,10 +364,16 @@ impl RunData {
             cashflow: read_csv(&dir.join("cashflow.csv"))?,
             occupancy: read_csv(&dir.join("occupancy.csv"))?,
             quantiles: read_csv(&dir.join("quantiles.csv"))?,
-            budget,
+            budget: read_optional_csv(&dir.join("budget.csv"))?,
             scenario_text,
             scenario,
             psa_files,
+            ce_plane: read_optional_csv(&dir.join("ce_plane.csv"))?,
+            ceac: read_optional_csv(&dir.join("ceac.csv"))?,
+            evpi: read_optional_csv(&dir.join("evpi.csv"))?,
+            tornado: read_optional_csv(&dir.join("tornado.csv"))?,
+            psa_incremental: read_optional_csv(&dir.join("psa_incremental.csv"))?,
+            params: read_params(&dir.join("params.csv"))?,
         })
     }
 
@@ -330,6 +455,36 @@ impl RunData {
         }
     }
 
+    /// A parameter path of the PSA (`arms[0].states[1].cost`) with names in place of
+    /// indices (`beti-cel: transfusion_dependent: cost`), when the scenario has them.
+    pub fn parameter_label(&self, path: &str) -> String {
+        let Ok(sc) = &self.scenario else {
+            return path.to_string();
+        };
+        let mut parts: Vec<String> = Vec::new();
+        let mut arm: Option<&crate::scenario::Arm> = None;
+        for segment in path.split('.') {
+            let (name, index) = match segment.split_once('[') {
+                Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+                None => (segment, None),
+            };
+            let label = match (name, index) {
+                ("arms", Some(i)) => {
+                    arm = sc.arms.get(i);
+                    arm.map(|a| a.name.clone())
+                }
+                ("states", Some(i)) => arm.and_then(|a| a.states.get(i)).map(|s| s.name.clone()),
+                ("transitions", Some(i)) => arm
+                    .and_then(|a| a.transitions.get(i))
+                    .map(|t| format!("{} → {}", t.from, t.to)),
+                ("contracts", Some(i)) => sc.contracts.get(i).map(|c| c.name.clone()),
+                _ => None,
+            };
+            parts.push(label.unwrap_or_else(|| segment.to_string()));
+        }
+        parts.join(": ")
+    }
+
     /// The scenario name (manifest, else scenario, else the directory name).
     pub fn scenario_name(&self) -> String {
         self.manifest
@@ -353,6 +508,51 @@ fn unique<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
         }
     }
     out
+}
+
+fn read_optional_csv<T: DeserializeOwned>(path: &Path) -> Result<Option<Vec<T>>, PlotError> {
+    if path.is_file() {
+        read_csv(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+fn read_params(path: &Path) -> Result<Option<Params>, PlotError> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let format = |message: String| PlotError::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut reader = csv::Reader::from_path(path).map_err(|e| format(e.to_string()))?;
+    let names: Vec<String> = reader
+        .headers()
+        .map_err(|e| format(e.to_string()))?
+        .iter()
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    let mut params = Params {
+        names,
+        ..Params::default()
+    };
+    for record in reader.records() {
+        let record = record.map_err(|e| format(e.to_string()))?;
+        let draw = record.get(0).unwrap_or_default().to_string();
+        let values: Vec<f64> = record
+            .iter()
+            .skip(1)
+            .map(|v| v.parse::<f64>().unwrap_or(f64::NAN))
+            .collect();
+        if draw == "0" {
+            params.base = values;
+        } else {
+            params.draws.push(values);
+        }
+    }
+    Ok(Some(params))
 }
 
 fn read_csv<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, PlotError> {

@@ -8,9 +8,8 @@
 //! `summary.csv`.
 //!
 //! Adding a plot: a variant of [`Plot`], its file stem, title, caption, size and
-//! availability, and a `draw` function in a submodule, dispatched in `Plot::draw_on`.
-//! PSA plots (`draws.csv`, `ceac.csv`, `tornado.csv`) belong in `psa`, which is empty until
-//! those formats are fixed.
+//! availability, and a `draw` function in a submodule, dispatched in `Plot::draw_on`; the
+//! report and `draw_run` pick it up through [`Plot::for_run`].
 
 pub mod data;
 pub mod format;
@@ -142,17 +141,29 @@ pub enum Plot {
     Occupancy,
     /// Payer spend by calendar year (only when `budget.csv` exists).
     Budget,
+    /// PSA draws on the cost-effectiveness plane (`ce_plane.csv`).
+    CostEffectivenessPlane,
+    /// Cost-effectiveness acceptability curves and frontier (`ceac.csv`).
+    Ceac,
+    /// Expected value of perfect information (`evpi.csv`).
+    Evpi,
+    /// One-way sensitivity analysis (`tornado.csv`).
+    Tornado,
 }
 
 impl Plot {
     /// Every plot, in the order of the report.
-    pub const ALL: [Plot; 6] = [
+    pub const ALL: [Plot; 10] = [
         Plot::CumulativePayments,
         Plot::DrugPaidDistribution,
         Plot::ManufacturerNpvDistribution,
         Plot::ShareOfPrice,
         Plot::Occupancy,
         Plot::Budget,
+        Plot::CostEffectivenessPlane,
+        Plot::Ceac,
+        Plot::Evpi,
+        Plot::Tornado,
     ];
 
     /// File name without extension (`plots/<stem>.png`, `plots/<stem>.svg`).
@@ -164,6 +175,10 @@ impl Plot {
             Plot::ShareOfPrice => "share_of_price_paid",
             Plot::Occupancy => "occupancy",
             Plot::Budget => "budget",
+            Plot::CostEffectivenessPlane => "ce_plane",
+            Plot::Ceac => "ceac",
+            Plot::Evpi => "evpi",
+            Plot::Tornado => "tornado",
         }
     }
 
@@ -178,6 +193,10 @@ impl Plot {
             Plot::ShareOfPrice => "Share of the list price paid",
             Plot::Occupancy => "State occupancy over time",
             Plot::Budget => "Payer budget impact by calendar year",
+            Plot::CostEffectivenessPlane => "Cost-effectiveness plane",
+            Plot::Ceac => "Cost-effectiveness acceptability curves",
+            Plot::Evpi => "Expected value of perfect information",
+            Plot::Tornado => "One-way sensitivity analysis",
         }
     }
 
@@ -190,6 +209,10 @@ impl Plot {
             Plot::ShareOfPrice => share::caption(run),
             Plot::Occupancy => occupancy::caption(run),
             Plot::Budget => budget::caption(run),
+            Plot::CostEffectivenessPlane => psa::caption_ce_plane(run),
+            Plot::Ceac => psa::caption_ceac(run),
+            Plot::Evpi => psa::caption_evpi(run),
+            Plot::Tornado => psa::caption_tornado(run),
         }
     }
 
@@ -197,6 +220,10 @@ impl Plot {
     pub fn available(self, run: &RunData) -> bool {
         match self {
             Plot::Budget => run.budget.as_ref().is_some_and(|b| !b.is_empty()),
+            Plot::CostEffectivenessPlane => run.ce_plane.as_ref().is_some_and(|r| !r.is_empty()),
+            Plot::Ceac => run.ceac.as_ref().is_some_and(|r| !r.is_empty()),
+            Plot::Evpi => run.evpi.as_ref().is_some_and(|r| !r.is_empty()),
+            Plot::Tornado => run.tornado.as_ref().is_some_and(|r| !r.is_empty()),
             Plot::Occupancy => !run.occupancy.is_empty(),
             Plot::CumulativePayments => !run.contracts().is_empty() && !run.cashflow.is_empty(),
             _ => !run.contracts().is_empty(),
@@ -213,6 +240,8 @@ impl Plot {
         match self {
             Plot::Occupancy => occupancy::size(run),
             Plot::ShareOfPrice => share::size(run),
+            Plot::CostEffectivenessPlane => psa::ce_plane_size(run),
+            Plot::Tornado => psa::tornado_size(run),
             _ => (1000, 560),
         }
     }
@@ -231,6 +260,10 @@ impl Plot {
             Plot::ShareOfPrice => share::draw(root, run, s),
             Plot::Occupancy => occupancy::draw(root, run, s),
             Plot::Budget => budget::draw(root, run, s),
+            Plot::CostEffectivenessPlane => psa::draw_ce_plane(root, run, s),
+            Plot::Ceac => psa::draw_ceac(root, run, s),
+            Plot::Evpi => psa::draw_evpi(root, run, s),
+            Plot::Tornado => psa::draw_tornado(root, run, s),
         }?;
         root.present()?;
         Ok(())
