@@ -60,7 +60,7 @@ pub(super) fn draw<DB: DrawingBackend>(
         s,
         super::Plot::Budget.title(),
         &format!(
-            "{}: mean payer spend on the treated cohorts; shaded: 2.5th to 97.5th percentile",
+            "{}: mean payer spend on the treated cohorts; band: 2.5th to 97.5th percentile over simulated cohorts",
             run.scenario_name()
         ),
     )?;
@@ -108,11 +108,15 @@ pub(super) fn draw<DB: DrawingBackend>(
             .filter_map(|r| Some((r.year, r.p025?)))
             .collect();
         if upper.len() == c.rows.len() && lower.len() == c.rows.len() && !upper.is_empty() {
+            // A faint fill with thin edges: overlapping bands stay readable.
+            let edge = color.mix(0.6).stroke_width(s.u(1.0));
+            chart.draw_series(LineSeries::new(upper.clone(), edge))?;
+            chart.draw_series(LineSeries::new(lower.clone(), edge))?;
             let mut band = upper;
             band.extend(lower.into_iter().rev());
             chart.draw_series(std::iter::once(Polygon::new(
                 band,
-                color.mix(0.15).filled(),
+                color.mix(0.07).filled(),
             )))?;
         }
     }
@@ -131,7 +135,7 @@ pub(super) fn draw<DB: DrawingBackend>(
 pub(super) fn caption(run: &RunData) -> String {
     format!(
         "Payer spend on the treated cohorts by calendar year ({}), mean per year with the \
-         2.5th to 97.5th percentile shaded, from budget.csv.",
+         2.5th to 97.5th percentile over simulated cohorts as a band, from budget.csv.",
         run.money_unit()
     )
 }
