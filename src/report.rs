@@ -458,18 +458,23 @@ fn scenario_section(h: &mut String, run: &RunData) {
     let mut uncertainty = "Every mean is reported with its Monte Carlo standard error (MCSE); \
                            incremental results are paired on the same patients."
         .to_string();
-    if run.psa_files.is_empty() {
+    let draws = run.params.as_ref().map_or(0, |p| p.draws.len());
+    if draws > 0 {
+        let _ = write!(
+            uncertainty,
+            " Probabilistic sensitivity analysis: {} draws of the {} uncertain parameters \
+             (section 4 and the figures).",
+            thousands(draws as f64, 0),
+            run.params.as_ref().map_or(0, |p| p.names.len())
+        );
+    } else {
         uncertainty.push_str(
             " No probabilistic sensitivity analysis in this run: parameter uncertainty is not \
              characterised.",
         );
-    } else {
-        let _ = write!(
-            uncertainty,
-            " Probabilistic sensitivity analysis outputs are present ({}) but not yet shown \
-             by this version of the report.",
-            run.psa_files.join(", ")
-        );
+    }
+    if run.tornado.is_some() {
+        uncertainty.push_str(" One-way sensitivity analysis of each uncertain parameter.");
     }
     kv_row(h, "20", "Characterising uncertainty", &esc(&uncertainty));
     h.push_str("</tbody></table></div>\n");
@@ -481,6 +486,7 @@ fn scenario_section(h: &mut String, run: &RunData) {
             ("payer", "Payer"),
             ("manufacturer", "Manufacturer"),
             ("cohort", "Treated cohorts (budget impact)"),
+            ("psa", "Probabilistic sensitivity analysis"),
         ];
         let present: Vec<_> = extra
             .into_iter()
@@ -859,6 +865,7 @@ fn results_section(h: &mut String, run: &RunData) {
         h.push_str("</tbody></table></div>\n");
     }
     risk_table(h, run);
+    psa_tables(h, run);
     h.push_str("</section>\n");
 }
 
@@ -925,6 +932,160 @@ fn risk_table(h: &mut String, run: &RunData) {
         h.push_str("</tr>\n");
     }
     h.push_str("</tbody></table></div>\n");
+}
+
+/// The uncertain parameters and the incremental results over PSA draws, when present.
+fn psa_tables(h: &mut String, run: &RunData) {
+    if let Some(p) = run.params.as_ref().filter(|p| !p.names.is_empty()) {
+        let _ = writeln!(
+            h,
+            "<h3>Uncertain parameters (params.csv)</h3>\n<p class=\"muted\">Base case and the \
+             spread of the {} sampled values; distributions as written in scenario.toml.</p>",
+            thousands(p.draws.len() as f64, 0)
+        );
+        h.push_str(
+            "<div class=\"scroll\"><table><thead><tr><th>Parameter</th><th class=\"num\">Base \
+             case</th><th class=\"num\">Mean over draws</th><th class=\"num\">2.5%</th>\
+             <th class=\"num\">97.5%</th></tr></thead><tbody>\n",
+        );
+        for (j, name) in p.names.iter().enumerate() {
+            let mut v: Vec<f64> = p
+                .draws
+                .iter()
+                .filter_map(|d| d.get(j).copied())
+                .filter(|x| x.is_finite())
+                .collect();
+            v.sort_by(f64::total_cmp);
+            let q = |prob: f64| -> f64 {
+                if v.is_empty() {
+                    return f64::NAN;
+                }
+                let rank = ((prob * v.len() as f64).ceil() as usize).clamp(1, v.len());
+                v[rank - 1]
+            };
+            let mean = if v.is_empty() {
+                f64::NAN
+            } else {
+                v.iter().sum::<f64>() / v.len() as f64
+            };
+            let base = p.base.get(j).copied().unwrap_or(f64::NAN);
+            let _ = writeln!(
+                h,
+                "<tr><td>{}<span class=\"se\"><code>{}</code></span></td><td class=\"num\">{}\
+                 </td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}\
+                 </td></tr>",
+                esc(&run.parameter_label(name)),
+                esc(name),
+                esc(&significant(base)),
+                esc(&significant(mean)),
+                esc(&significant(q(0.025))),
+                esc(&significant(q(0.975)))
+            );
+        }
+        h.push_str("</tbody></table></div>\n");
+    }
+    let Some(rows) = run.psa_incremental.as_ref().filter(|r| !r.is_empty()) else {
+        return;
+    };
+    let mut comparators: Vec<&str> = Vec::new();
+    let mut contracts: Vec<&str> = Vec::new();
+    let mut wtps: Vec<f64> = Vec::new();
+    for r in rows {
+        if !comparators.contains(&r.comparator.as_str()) {
+            comparators.push(&r.comparator);
+        }
+        if !contracts.contains(&r.contract.as_str()) {
+            contracts.push(&r.contract);
+        }
+        if r.metric == "prob_cost_effective" {
+            if let Some(w) = r.wtp.filter(|w| !wtps.contains(w)) {
+                wtps.push(w);
+            }
+        }
+    }
+    let money = run.money_unit();
+    for comp in comparators {
+        let _ = writeln!(
+            h,
+            "<h3>Incremental results over PSA draws against {}</h3>\n<p class=\"muted\">Mean \
+             over draws with the 2.5th to 97.5th percentile (parameter uncertainty plus each \
+             draw's Monte Carlo noise, whose size is the mean within-draw MCSE below the \
+             interval); ICER of the means in {} per QALY; probability that the therapy under \
+             the contract has a higher net monetary benefit than {} at each threshold. From \
+             psa_incremental.csv.</p>",
+            esc(comp),
+            esc(&run.currency()),
+            esc(comp)
+        );
+        h.push_str(
+            "<div class=\"scroll\"><table><thead><tr><th>Contract</th><th class=\"num\">\
+             Incremental cost<br>(",
+        );
+        h.push_str(&esc(&money));
+        h.push_str(
+            ")</th><th class=\"num\">Incremental QALYs</th><th class=\"num\">ICER of the \
+             means</th>",
+        );
+        for w in &wtps {
+            let _ = write!(
+                h,
+                "<th class=\"num\">P(cost-effective)<br>at {}</th>",
+                esc(&thousands(*w, 0))
+            );
+        }
+        h.push_str("</tr></thead><tbody>\n");
+        for c in &contracts {
+            let find = |metric: &str, wtp: Option<f64>| {
+                rows.iter().find(|r| {
+                    r.comparator == comp
+                        && r.contract == *c
+                        && r.metric == metric
+                        && (wtp.is_none() || r.wtp == wtp)
+                })
+            };
+            if find("inc_cost", None).is_none() {
+                continue;
+            }
+            let _ = write!(h, "<tr><td>{}</td>", contract_label(run, c));
+            for (metric, decimals) in [("inc_cost", 0), ("inc_qalys", 3)] {
+                match find(metric, None) {
+                    Some(r) => {
+                        let f = |x: Option<f64>| thousands(x.unwrap_or(f64::NAN), decimals);
+                        let _ = write!(
+                            h,
+                            "<td class=\"num\">{}<span class=\"se\">{} to {}</span>\
+                             <span class=\"se\">MCSE {}</span></td>",
+                            esc(&f(r.mean)),
+                            esc(&f(r.p025)),
+                            esc(&f(r.p975)),
+                            esc(&f(r.mean_within_draw_mcse))
+                        );
+                    }
+                    None => h.push_str("<td class=\"num\">—</td>"),
+                }
+            }
+            match find("icer", None).and_then(|r| r.mean) {
+                Some(v) => {
+                    let _ = write!(h, "<td class=\"num\">{}</td>", esc(&thousands(v, 0)));
+                }
+                None => h.push_str("<td class=\"num\">—</td>"),
+            }
+            for w in &wtps {
+                match find("prob_cost_effective", Some(*w)).and_then(|r| r.mean) {
+                    Some(v) => {
+                        let _ = write!(
+                            h,
+                            "<td class=\"num\">{}%</td>",
+                            esc(&thousands(v * 100.0, 1))
+                        );
+                    }
+                    None => h.push_str("<td class=\"num\">—</td>"),
+                }
+            }
+            h.push_str("</tr>\n");
+        }
+        h.push_str("</tbody></table></div>\n");
+    }
 }
 
 fn figures_section(h: &mut String, run: &RunData, plots: &[Plot]) -> Result<(), ReportError> {
