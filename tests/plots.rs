@@ -318,9 +318,15 @@ fn optional_budget_and_psa_files_are_used_when_present() {
         }
     }
     std::fs::write(dir.join("budget.csv"), budget).unwrap();
-    std::fs::write(dir.join("ceac.csv"), "anything,at,all\n1,2,3\n").unwrap();
+    write_psa_files(dir);
     let mut expect = CORE.to_vec();
-    expect.push(Plot::Budget);
+    expect.extend([
+        Plot::Budget,
+        Plot::CostEffectivenessPlane,
+        Plot::Ceac,
+        Plot::Evpi,
+        Plot::Tornado,
+    ]);
     let html = draw_and_check(dir, &expect, false);
     let run = RunData::load(dir).unwrap();
     let svg = obasim::plots::render_svg(Plot::Budget, &run).unwrap();
@@ -329,7 +335,101 @@ fn optional_budget_and_psa_files_are_used_when_present() {
         "year ticks"
     );
     assert!(!svg.contains("2.0k"), "years must not be abbreviated");
-    assert!(html.contains("ceac.csv"), "PSA files present are named");
+    for text in [
+        "Uncertain parameters",
+        "beti-cel: transfusion_independent: utility",
+        "P(cost-effective)",
+        "Probabilistic sensitivity analysis: 40 draws",
+        "One-way sensitivity analysis",
+    ] {
+        assert!(html.contains(text), "report lacks {text:?}");
+    }
+    let tornado = obasim::plots::render_svg(Plot::Tornado, &run).unwrap();
+    assert!(tornado.contains("0.9 to 0.96"), "parameter ranges");
+}
+
+/// PSA and one-way files in the formats `obasim run --draws K --tornado` writes.
+fn write_psa_files(dir: &Path) {
+    let contracts = [
+        "upfront",
+        "5 annual installments",
+        "5 installments, 3% interest",
+    ];
+    let quote = |c: &str| format!("\"{c}\"");
+    let mut ce =
+        String::from("draw,contract,comparator,inc_cost,inc_qalys,inc_cost_mcse,inc_qalys_mcse\n");
+    let mut params =
+        String::from("draw,therapy.administration_cost,arms[0].states[0].utility\n0,60000,0.93\n");
+    for d in 1..=40 {
+        let x = d as f64 / 40.0;
+        for (k, c) in contracts.iter().enumerate() {
+            ce.push_str(&format!(
+                "{d},{},standard_care,{},{},5000,0.08\n",
+                quote(c),
+                1.0e6 - 9.0e4 * k as f64 + 2.0e5 * (x - 0.5),
+                7.0 + 1.5 * (x * 7.0).sin()
+            ));
+        }
+        params.push_str(&format!(
+            "{d},{},{}\n",
+            50000.0 + 500.0 * d as f64,
+            0.9 + x / 20.0
+        ));
+    }
+    let mut ceac = String::from(
+        "wtp,strategy,arm,contract,probability_cost_effective,expected_nmb,on_frontier\n",
+    );
+    let mut evpi = String::from("wtp,evpi_per_patient\n");
+    for w in (0..=300_000).step_by(10_000) {
+        let p = 1.0 / (1.0 + (-(w as f64 - 120_000.0) / 10_000.0).exp());
+        ceac.push_str(&format!(
+            "{w},standard_care,standard_care,none,{},0,{}\n",
+            1.0 - p,
+            u8::from(p < 0.5)
+        ));
+        for (k, c) in contracts.iter().enumerate() {
+            let share = if k == 1 { p } else { 0.0 };
+            ceac.push_str(&format!(
+                "{w},{},beti-cel,{},{share},0,{}\n",
+                quote(&format!("beti-cel / {c}")),
+                quote(c),
+                u8::from(k == 1 && p >= 0.5)
+            ));
+        }
+        evpi.push_str(&format!("{w},{}\n", 4.0e4 * p * (1.0 - p)));
+    }
+    let mut tornado = String::from(
+        "parameter,contract,output,base_output,low,high,output_low,output_high,swing\n",
+    );
+    let mut incremental =
+        String::from("contract,comparator,metric,wtp,mean,p025,p975,mean_within_draw_mcse,draws\n");
+    for c in contracts {
+        tornado.push_str(&format!(
+            "arms[0].states[0].utility,{},inc_nmb at 100000 vs standard_care,-170000,0.9,0.96,\
+             -250000,-100000,150000\n\
+             therapy.administration_cost,{},inc_nmb at 100000 vs standard_care,-170000,42000,\
+             81000,-150000,-190000,40000\n",
+            quote(c),
+            quote(c)
+        ));
+        incremental.push_str(&format!(
+            "{q},standard_care,inc_cost,,1000000,900000,1100000,5000,40\n\
+             {q},standard_care,inc_qalys,,7.5,6.5,8.5,0.08,40\n\
+             {q},standard_care,icer,,133333,,,,40\n\
+             {q},standard_care,prob_cost_effective,100000,0.3,,,,40\n",
+            q = quote(c)
+        ));
+    }
+    for (file, text) in [
+        ("ce_plane.csv", ce),
+        ("params.csv", params),
+        ("ceac.csv", ceac),
+        ("evpi.csv", evpi),
+        ("tornado.csv", tornado),
+        ("psa_incremental.csv", incremental),
+    ] {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
 }
 
 #[test]
