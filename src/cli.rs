@@ -44,6 +44,14 @@ pub enum Command {
     Merge(MergeArgs),
     /// Write (and optionally submit) a Slurm job array of shards and a dependent merge job
     Slurm(crate::slurm::SlurmArgs),
+    /// Run a grid over scenario parameters (`--set PATH=VALUES`), every point on the same
+    /// patients, into one tidy CSV.
+    Sweep(SweepArgs),
+    /// Find the value of one scenario parameter at which a result hits a target (bisection
+    /// on common random numbers).
+    Solve(SolveArgs),
+    /// Side-by-side table of the key results of finished runs.
+    Compare(CompareArgs),
     /// Redraw the plots and report.html of a finished run directory from its CSV files.
     Plot {
         /// Run directory.
@@ -134,6 +142,9 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Merge(args) => merge(args),
+        Command::Sweep(args) => sweep(args),
+        Command::Solve(args) => solve(args),
+        Command::Compare(args) => compare(args),
         Command::Slurm(args) => crate::slurm::slurm(&args).map_err(|e| match e {
             crate::slurm::SlurmError::BadInput(m) => Failure::BadInput(m),
             crate::slurm::SlurmError::Other(m) => Failure::Other(m),
@@ -512,6 +523,310 @@ fn write_outputs(
         files,
     };
     output::write_manifest(dir, &manifest).map_err(io_failure)?;
+    Ok(())
+}
+
+/// Options of `obasim sweep`.
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// Scenario file (TOML).
+    pub file: PathBuf,
+    /// A parameter and its values: PATH=v1,v2,... or PATH=from:to:step, with PATH as in error
+    /// messages (e.g. contracts[1].warranty.refund). Repeat for a grid.
+    #[arg(long = "set", required = true, value_name = "PATH=VALUES")]
+    pub sets: Vec<String>,
+    /// Output directory (sweep.csv).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace a non-empty output directory.
+    #[arg(long)]
+    pub force: bool,
+    /// Override the number of patients (per point).
+    #[arg(long)]
+    pub patients: Option<u64>,
+    /// Override the seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// No messages.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Options of `obasim solve`.
+#[derive(Args, Debug)]
+pub struct SolveArgs {
+    /// Scenario file (TOML).
+    pub file: PathBuf,
+    /// The parameter to solve for (field path, e.g. contracts[2].warranty.refund).
+    #[arg(long)]
+    pub vary: String,
+    /// Search interval LO:HI (the result minus the target must change sign over it).
+    #[arg(long, value_name = "LO:HI")]
+    pub between: String,
+    /// METRIC=VALUE: a metric of summary.csv for the therapy arm under --contract (e.g.
+    /// manufacturer_npv=1000000), or inc_nmb=0 with --comparator and --wtp.
+    #[arg(long, value_name = "METRIC=VALUE")]
+    pub target: String,
+    /// Contract whose result is targeted.
+    #[arg(long)]
+    pub contract: String,
+    /// Comparator arm (for inc_nmb).
+    #[arg(long)]
+    pub comparator: Option<String>,
+    /// Threshold (for inc_nmb).
+    #[arg(long)]
+    pub wtp: Option<f64>,
+    /// Relative tolerance on the parameter (default 1e-4).
+    #[arg(long, default_value_t = 1e-4)]
+    pub tolerance: f64,
+    /// Override the number of patients.
+    #[arg(long)]
+    pub patients: Option<u64>,
+    /// Override the seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Options of `obasim compare`.
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Finished run directories.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Also write the table as CSV here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool, Failure> {
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if let Some(t) = threads {
+        if t == 0 {
+            return Err(Failure::BadInput(
+                "error: --threads 0 is not allowed".into(),
+            ));
+        }
+        b = b.num_threads(t);
+    }
+    b.build()
+        .map_err(|e| Failure::Other(format!("cannot start threads: {e}")))
+}
+
+fn design_failure(e: crate::design::DesignError) -> Failure {
+    match e {
+        crate::design::DesignError::Run(_) => Failure::Interrupted,
+        other => Failure::BadInput(format!("error: {other}")),
+    }
+}
+
+fn sweep(args: SweepArgs) -> Result<(), Failure> {
+    use crate::design;
+    let source = Source::from_file(&args.file)?;
+    load(&source)?;
+    let sets: Vec<design::SetSpec> = args
+        .sets
+        .iter()
+        .map(|s| design::parse_set(s))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Failure::BadInput(format!("error: --set {e}")))?;
+    let paths: Vec<&str> = sets.iter().map(|s| s.path.as_str()).collect();
+    let spans = design::locate(&source, &paths)?;
+    let points = design::grid(&sets);
+    let ov = Overrides {
+        seed: args.seed,
+        patients: args.patients,
+    };
+    let staged = staged(&args.out, args.force)?;
+    let cancel = interrupt_flag();
+    let started = Instant::now();
+    let results = pool(args.threads)?
+        .install(|| design::sweep(&source, &spans, &points, &|m| ov.apply(m), &|_| {}, cancel))
+        .map_err(design_failure)?;
+    for r in &results {
+        r.check_finite()
+            .map_err(|e| Failure::BadInput(format!("error: {e}")))?;
+    }
+    let path = staged.path().join("sweep.csv");
+    let mut w = csv::Writer::from_path(&path).map_err(|e| io_failure(std::io::Error::other(e)))?;
+    let mut header = vec!["point".to_string()];
+    header.extend(paths.iter().map(|p| p.to_string()));
+    header.extend(["arm", "contract", "metric", "mean", "mcse"].map(String::from));
+    w.write_record(&header)
+        .map_err(|e| io_failure(std::io::Error::other(e)))?;
+    for (k, (p, r)) in points.iter().zip(&results).enumerate() {
+        for row in &r.summary {
+            let mut rec = vec![k.to_string()];
+            rec.extend(p.iter().map(|v| output::num(*v)));
+            rec.extend([
+                row.arm.clone(),
+                row.contract.clone(),
+                row.metric.clone(),
+                output::num(row.mean),
+                output::num(row.mcse),
+            ]);
+            w.write_record(&rec)
+                .map_err(|e| io_failure(std::io::Error::other(e)))?;
+        }
+        for row in &r.incremental {
+            let mut rec = vec![k.to_string()];
+            rec.extend(p.iter().map(|v| output::num(*v)));
+            let metric = match row.wtp {
+                Some(wtp) => format!("{}@{}", row.metric, output::num(wtp)),
+                None => row.metric.clone(),
+            };
+            rec.extend([
+                format!("vs {}", row.comparator),
+                row.contract.clone(),
+                metric,
+                output::num(row.value),
+                output::num(row.mcse),
+            ]);
+            w.write_record(&rec)
+                .map_err(|e| io_failure(std::io::Error::other(e)))?;
+        }
+    }
+    w.flush().map_err(io_failure)?;
+    output::write_scenario_copy(staged.path(), &source.text).map_err(io_failure)?;
+    let dir = staged.commit().map_err(io_failure)?;
+    if !args.quiet {
+        eprintln!(
+            "{} points in {:.2} s on the same patients; results written to {}",
+            points.len(),
+            started.elapsed().as_secs_f64(),
+            dir.join("sweep.csv").display()
+        );
+    }
+    Ok(())
+}
+
+fn solve(args: SolveArgs) -> Result<(), Failure> {
+    use crate::design;
+    let source = Source::from_file(&args.file)?;
+    load(&source)?;
+    let bad = |m: String| Failure::BadInput(format!("error: {m}"));
+    let (lo, hi) = args
+        .between
+        .split_once(':')
+        .and_then(|(a, b)| Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?)))
+        .filter(|(a, b)| a < b && a.is_finite() && b.is_finite())
+        .ok_or_else(|| {
+            bad(format!(
+                "--between `{}`: write LO:HI with LO < HI",
+                args.between
+            ))
+        })?;
+    let (metric, value) = args
+        .target
+        .split_once('=')
+        .and_then(|(m, v)| Some((m.trim().to_string(), v.trim().parse::<f64>().ok()?)))
+        .ok_or_else(|| bad(format!("--target `{}`: write METRIC=VALUE", args.target)))?;
+    let target = design::Target {
+        metric,
+        value,
+        contract: args.contract.clone(),
+        comparator: match (&args.comparator, args.wtp) {
+            (Some(c), Some(w)) => Some((c.clone(), w)),
+            _ => None,
+        },
+    };
+    let span = design::locate(&source, &[args.vary.as_str()])?.remove(0);
+    let ov = Overrides {
+        seed: args.seed,
+        patients: args.patients,
+    };
+    let cancel = interrupt_flag();
+    let s = pool(args.threads)?
+        .install(|| {
+            design::solve(
+                &source,
+                span,
+                (lo, hi),
+                &target,
+                args.tolerance,
+                &|m| ov.apply(m),
+                &|_| {},
+                cancel,
+            )
+        })
+        .map_err(design_failure)?;
+    println!("parameter,value,mcse,target_metric,target,achieved,evaluations");
+    println!(
+        "{},{},{},{},{},{},{}",
+        args.vary,
+        output::num(s.value),
+        output::num(s.mcse),
+        target.metric,
+        output::num(target.value),
+        output::num(s.achieved),
+        s.evaluations
+    );
+    Ok(())
+}
+
+fn compare(args: CompareArgs) -> Result<(), Failure> {
+    let rows =
+        crate::design::compare(&args.dirs).map_err(|e| Failure::BadInput(format!("error: {e}")))?;
+    // Table: one line per (run, arm, contract); columns the key metrics as mean ± MCSE.
+    let mut keys: Vec<(String, String, String, String)> = Vec::new();
+    for r in &rows {
+        let k = (
+            r.run.clone(),
+            r.scenario.clone(),
+            r.arm.clone(),
+            r.contract.clone(),
+        );
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let metrics = crate::design::COMPARE_METRICS;
+    print!("{:<28} {:<16} {:<28}", "run", "arm", "contract");
+    for m in metrics {
+        print!(" {m:>24}");
+    }
+    println!();
+    for (run, _, arm, contract) in &keys {
+        let short = Path::new(run)
+            .file_name()
+            .map_or(run.clone(), |f| f.to_string_lossy().into_owned());
+        print!("{short:<28} {arm:<16} {contract:<28}");
+        for m in metrics {
+            match rows.iter().find(|r| {
+                &r.run == run && &r.arm == arm && &r.contract == contract && r.metric == m
+            }) {
+                Some(r) => print!(" {:>24}", format!("{:.4} ± {:.2}", r.mean, r.mcse)),
+                None => print!(" {:>24}", "—"),
+            }
+        }
+        println!();
+    }
+    if let Some(out) = &args.out {
+        let mut w =
+            csv::Writer::from_path(out).map_err(|e| io_failure(std::io::Error::other(e)))?;
+        w.write_record([
+            "run", "scenario", "arm", "contract", "metric", "mean", "mcse",
+        ])
+        .map_err(|e| io_failure(std::io::Error::other(e)))?;
+        for r in &rows {
+            w.write_record([
+                r.run.clone(),
+                r.scenario.clone(),
+                r.arm.clone(),
+                r.contract.clone(),
+                r.metric.clone(),
+                output::num(r.mean),
+                output::num(r.mcse),
+            ])
+            .map_err(|e| io_failure(std::io::Error::other(e)))?;
+        }
+        w.flush().map_err(io_failure)?;
+    }
     Ok(())
 }
 

@@ -10,6 +10,7 @@
 pub mod accounting;
 pub mod cli;
 pub mod contracts;
+pub mod design;
 pub mod engine;
 pub mod history;
 pub mod model;

@@ -123,6 +123,25 @@ fn toml_number(v: f64) -> String {
     }
 }
 
+/// Writes numbers into a scenario text at the given byte ranges (non-overlapping), keeping
+/// the line structure so that messages about the result point to the original lines.
+pub fn substitute(text: &str, mut edits: Vec<(Range<usize>, f64)>) -> String {
+    edits.sort_by_key(|(s, _)| s.start);
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (span, v) in edits {
+        out.push_str(&text[at..span.start]);
+        out.push_str(&toml_number(v));
+        // A multi-line inline table becomes a number and the same number of newlines.
+        for _ in text[span.clone()].matches('\n') {
+            out.push('\n');
+        }
+        at = span.end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
 impl Uncertainty {
     /// Finds the uncertain parameters and `[psa]` sets of a scenario.
     pub fn extract(source: &Source) -> Result<Uncertainty, ScenarioError> {
@@ -290,20 +309,7 @@ impl Uncertainty {
                 k += 1;
             }
         }
-        edits.sort_by_key(|(s, _)| s.start);
-        let mut out = String::with_capacity(self.text.len());
-        let mut at = 0;
-        for (span, v) in edits {
-            out.push_str(&self.text[at..span.start]);
-            out.push_str(&toml_number(v));
-            // Keep the line count: a multi-line inline table becomes a number and newlines.
-            for _ in self.text[span.clone()].matches('\n') {
-                out.push('\n');
-            }
-            at = span.end;
-        }
-        out.push_str(&self.text[at..]);
-        out
+        substitute(&self.text, edits)
     }
 
     /// Base-case values (in the order of [`Uncertainty::names`]).
@@ -321,6 +327,24 @@ impl Uncertainty {
     /// The scenario text of the base case.
     pub fn base_text(&self) -> String {
         self.text_with(&self.base_values())
+    }
+
+    /// The base-case text with some values overridden: `overrides` are (byte range in the
+    /// original text, value); an override replaces any uncertain parameter it overlaps.
+    pub fn text_with_overrides(&self, overrides: &[(Range<usize>, f64)]) -> String {
+        let overlaps = |a: &Range<usize>| {
+            overrides
+                .iter()
+                .any(|(b, _)| a.start < b.end && b.start < a.end)
+        };
+        let mut edits: Vec<(Range<usize>, f64)> = self
+            .params
+            .iter()
+            .filter(|p| !overlaps(&p.span))
+            .map(|p| (p.span.clone(), p.base))
+            .collect();
+        edits.extend(overrides.iter().cloned());
+        substitute(&self.text, edits)
     }
 
     /// The sampled values of draw `draw` (≥ 1), in the order of [`Uncertainty::names`].

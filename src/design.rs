@@ -1,0 +1,415 @@
+//! Contract design tools: sweeps over scenario parameters on common random numbers, solving
+//! a term for a target, and side-by-side comparison of finished runs.
+//!
+//! A parameter is addressed by its field path in the scenario (`contracts[1].warranty.refund`,
+//! `therapy.list_price`), exactly as error messages name it; its value is written into the
+//! scenario text at that place and the text is checked like any scenario. Every point of a
+//! sweep and every step of a solve simulates the same patients (draw 0 streams), so
+//! differences between points are not sampling noise.
+
+use crate::engine::{run_draw, RunError};
+use crate::model::build::compile;
+use crate::model::Model;
+use crate::results::Results;
+use crate::scenario::{ScenarioError, Source};
+use rayon::prelude::*;
+use std::ops::Range;
+use std::sync::atomic::AtomicBool;
+
+/// One `--set PATH=VALUES` of a sweep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetSpec {
+    /// Field path.
+    pub path: String,
+    /// Values to try.
+    pub values: Vec<f64>,
+}
+
+/// Parses `PATH=v1,v2,...` or `PATH=from:to:step` (inclusive of `to` within rounding).
+pub fn parse_set(s: &str) -> Result<SetSpec, String> {
+    let (path, values) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: write PATH=VALUES, e.g. therapy.list_price=1e6,1.5e6 or contracts[1].warranty.refund=0:1:0.25"))?;
+    let num = |x: &str| -> Result<f64, String> {
+        x.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| format!("`{x}` in `{s}` is not a finite number"))
+    };
+    let values: Vec<f64> = if values.contains(':') {
+        let parts: Vec<&str> = values.split(':').collect();
+        if parts.len() != 3 {
+            return Err(format!("`{values}`: a range is from:to:step"));
+        }
+        let (from, to, step) = (num(parts[0])?, num(parts[1])?, num(parts[2])?);
+        if !(step > 0.0 && to >= from) || (to - from) / step > 10_000.0 {
+            return Err(format!(
+                "`{values}`: need from <= to, step > 0 and at most 10000 values"
+            ));
+        }
+        let n = ((to - from) / step + 1e-9).floor() as usize;
+        (0..=n).map(|k| from + step * k as f64).collect()
+    } else {
+        values.split(',').map(num).collect::<Result<_, _>>()?
+    };
+    if values.is_empty() {
+        return Err(format!("`{s}`: no values"));
+    }
+    Ok(SetSpec {
+        path: path.trim().to_string(),
+        values,
+    })
+}
+
+/// Where each swept parameter is written in the scenario text.
+pub fn locate(source: &Source, paths: &[&str]) -> Result<Vec<Range<usize>>, ScenarioError> {
+    let mut spans = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        match source.value_span(p) {
+            Some(span) => spans.push(span),
+            None => errors.push(source.diagnostic(
+                p,
+                format!("`{p}` is not written in this scenario: a parameter to vary must appear in the file (write its current value explicitly), addressed as in error messages, e.g. contracts[1].warranty.refund"),
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(spans)
+    } else {
+        Err(ScenarioError {
+            diagnostics: errors,
+        })
+    }
+}
+
+/// The model of the scenario with `values` written at `spans`.
+pub fn model_with(
+    source: &Source,
+    spans: &[Range<usize>],
+    values: &[f64],
+    adjust: &(dyn Fn(&mut Model) + Sync),
+) -> Result<Model, ScenarioError> {
+    let overrides: Vec<(Range<usize>, f64)> =
+        spans.iter().cloned().zip(values.iter().copied()).collect();
+    let text = crate::psa::Uncertainty::extract(source)?.text_with_overrides(&overrides);
+    let sc = source.parse_text(&text)?;
+    let mut model = compile(source, &sc)?;
+    adjust(&mut model);
+    Ok(model)
+}
+
+/// The points of a sweep: the Cartesian product of the values (last path varies fastest).
+pub fn grid(sets: &[SetSpec]) -> Vec<Vec<f64>> {
+    let mut points = vec![Vec::new()];
+    for s in sets {
+        let mut next = Vec::with_capacity(points.len() * s.values.len());
+        for p in &points {
+            for v in &s.values {
+                let mut q = p.clone();
+                q.push(*v);
+                next.push(q);
+            }
+        }
+        points = next;
+    }
+    points
+}
+
+/// Why a sweep or solve failed.
+#[derive(Debug)]
+pub enum DesignError {
+    /// A point gives an invalid scenario.
+    Invalid(Vec<f64>, ScenarioError),
+    /// Interrupted.
+    Run(RunError),
+    /// Not solvable as asked.
+    Solve(String),
+}
+
+impl std::fmt::Display for DesignError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DesignError::Invalid(v, e) => {
+                write!(f, "the values {v:?} make the scenario invalid:\n{e}")
+            }
+            DesignError::Run(e) => write!(f, "{e}"),
+            DesignError::Solve(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for DesignError {}
+
+/// Runs every point (in parallel, same patients for all); results in grid order.
+pub fn sweep(
+    source: &Source,
+    spans: &[Range<usize>],
+    points: &[Vec<f64>],
+    adjust: &(dyn Fn(&mut Model) + Sync),
+    progress: &(dyn Fn(u64) + Sync),
+    cancel: &AtomicBool,
+) -> Result<Vec<Results>, DesignError> {
+    let models: Vec<Model> = points
+        .iter()
+        .map(|p| {
+            model_with(source, spans, p, adjust).map_err(|e| DesignError::Invalid(p.clone(), e))
+        })
+        .collect::<Result<_, _>>()?;
+    models
+        .par_iter()
+        .map(|m| {
+            let t = run_draw(m, 0, progress, cancel).map_err(DesignError::Run)?;
+            Ok(Results::from_tally(m, &t))
+        })
+        .collect()
+}
+
+/// What a solve aims at: a metric of the therapy arm under a contract (or the incremental
+/// NMB against a comparator at a threshold) equal to a target.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    /// Summary metric (e.g. `manufacturer_npv`), or `inc_nmb`.
+    pub metric: String,
+    /// Target value.
+    pub value: f64,
+    /// Contract.
+    pub contract: String,
+    /// For `inc_nmb`: the comparator and threshold.
+    pub comparator: Option<(String, f64)>,
+}
+
+impl Target {
+    /// The metric's mean and MCSE in a result set.
+    pub fn read(&self, model: &Model, r: &Results) -> Result<(f64, f64), DesignError> {
+        if self.metric == "inc_nmb" {
+            let (cmp, w) = self
+                .comparator
+                .clone()
+                .ok_or_else(|| DesignError::Solve("inc_nmb needs --comparator and --wtp".into()))?;
+            return r
+                .incremental
+                .iter()
+                .find(|x| {
+                    x.contract == self.contract
+                        && x.comparator == cmp
+                        && x.metric == "inc_nmb"
+                        && x.wtp == Some(w)
+                })
+                .map(|x| (x.value, x.mcse))
+                .ok_or_else(|| {
+                    DesignError::Solve(format!(
+                        "no inc_nmb of `{}` against `{cmp}` at {w} (is {w} in simulation.wtp?)",
+                        self.contract
+                    ))
+                });
+        }
+        let arm = &model.arms[model.therapy.arm].name;
+        r.summary_row(arm, &self.contract, &self.metric)
+            .map(|x| (x.mean, x.mcse))
+            .ok_or_else(|| {
+                DesignError::Solve(format!(
+                    "no metric `{}` for contract `{}`: use a metric of summary.csv or inc_nmb",
+                    self.metric, self.contract
+                ))
+            })
+    }
+}
+
+/// A solved term.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Solution {
+    /// The parameter value.
+    pub value: f64,
+    /// Its Monte Carlo standard error (metric MCSE / |slope|).
+    pub mcse: f64,
+    /// The metric at the solution.
+    pub achieved: f64,
+    /// Evaluations made.
+    pub evaluations: usize,
+}
+
+/// Finds the value of the parameter at `span` in [lo, hi] where the target metric equals its
+/// target, by bisection on common random numbers (the metric must change sign over the
+/// bracket). Each evaluation is a full run on the same patients.
+#[allow(clippy::too_many_arguments)]
+pub fn solve(
+    source: &Source,
+    span: Range<usize>,
+    (lo, hi): (f64, f64),
+    target: &Target,
+    tolerance: f64,
+    adjust: &(dyn Fn(&mut Model) + Sync),
+    progress: &(dyn Fn(u64) + Sync),
+    cancel: &AtomicBool,
+) -> Result<Solution, DesignError> {
+    let spans = [span];
+    let mut evaluations = 0;
+    let mut eval = |x: f64| -> Result<(f64, f64), DesignError> {
+        evaluations += 1;
+        let m = model_with(source, &spans, &[x], adjust)
+            .map_err(|e| DesignError::Invalid(vec![x], e))?;
+        let t = run_draw(&m, 0, progress, cancel).map_err(DesignError::Run)?;
+        let (v, se) = target.read(&m, &Results::from_tally(&m, &t))?;
+        Ok((v - target.value, se))
+    };
+    let (mut a, mut b) = (lo, hi);
+    let (mut fa, _) = eval(a)?;
+    let (fb, _) = eval(b)?;
+    if fa == 0.0 {
+        return Ok(Solution {
+            value: a,
+            mcse: 0.0,
+            achieved: target.value,
+            evaluations: 2,
+        });
+    }
+    if fa.signum() == fb.signum() {
+        return Err(DesignError::Solve(format!(
+            "the target is not bracketed: at {lo} the metric is {} and at {hi} it is {} (target {}); widen --between",
+            fa + target.value,
+            fb + target.value,
+            target.value
+        )));
+    }
+    let (mut fb_last, mut se_last) = (fb, 0.0);
+    for _ in 0..60 {
+        let m = 0.5 * (a + b);
+        let (fm, se) = eval(m)?;
+        se_last = se;
+        if fm == 0.0 || (b - a).abs() <= tolerance * m.abs().max(1e-12) {
+            a = m;
+            b = m;
+            fb_last = fm;
+            break;
+        }
+        if fm.signum() == fa.signum() {
+            a = m;
+            fa = fm;
+        } else {
+            b = m;
+            fb_last = fm;
+        }
+    }
+    let x = 0.5 * (a + b);
+    // Slope from the original bracket (the metric is smooth in the term on common numbers).
+    let slope = (fb - eval(lo)?.0) / (hi - lo);
+    let _ = fb_last;
+    Ok(Solution {
+        value: x,
+        mcse: if slope != 0.0 {
+            se_last / slope.abs()
+        } else {
+            f64::INFINITY
+        },
+        achieved: target.value + eval(x)?.0,
+        evaluations,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_syntax_and_grid() {
+        assert_eq!(parse_set("a.b=1,2.5").unwrap().values, vec![1.0, 2.5]);
+        assert_eq!(
+            parse_set("x[0].y=0:1:0.25").unwrap().values,
+            vec![0.0, 0.25, 0.5, 0.75, 1.0]
+        );
+        assert!(parse_set("a").is_err());
+        assert!(parse_set("a=1:0:1").is_err());
+        let g = grid(&[
+            SetSpec {
+                path: "a".into(),
+                values: vec![1.0, 2.0],
+            },
+            SetSpec {
+                path: "b".into(),
+                values: vec![3.0, 4.0, 5.0],
+            },
+        ]);
+        assert_eq!(g.len(), 6);
+        assert_eq!(g[1], vec![1.0, 4.0]);
+    }
+}
+
+/// One row of a comparison of finished runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompareRow {
+    /// Run directory.
+    pub run: String,
+    /// Scenario name (from the manifest).
+    pub scenario: String,
+    /// Arm.
+    pub arm: String,
+    /// Contract.
+    pub contract: String,
+    /// Metric.
+    pub metric: String,
+    /// Mean.
+    pub mean: f64,
+    /// MCSE.
+    pub mcse: f64,
+}
+
+/// Metrics shown by `obasim compare`.
+pub const COMPARE_METRICS: [&str; 6] = [
+    "payer_cost",
+    "drug_paid",
+    "share_of_price_paid",
+    "qalys",
+    "manufacturer_npv",
+    "any_refund",
+];
+
+/// Reads the key metrics of finished run directories, in the order given.
+pub fn compare(dirs: &[std::path::PathBuf]) -> Result<Vec<CompareRow>, String> {
+    let mut rows = Vec::new();
+    for d in dirs {
+        let summary = d.join("summary.csv");
+        let mut reader = csv::Reader::from_path(&summary)
+            .map_err(|e| format!("{}: not a finished run directory ({e})", d.display()))?;
+        let scenario = std::fs::read_to_string(d.join("manifest.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["scenario_name"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let headers = reader
+            .headers()
+            .map_err(|e| format!("{}: {e}", summary.display()))?
+            .clone();
+        let col = |n: &str| {
+            headers
+                .iter()
+                .position(|h| h == n)
+                .ok_or_else(|| format!("{}: no column `{n}`", summary.display()))
+        };
+        let (ia, ic, im, imean, ise) = (
+            col("arm")?,
+            col("contract")?,
+            col("metric")?,
+            col("mean")?,
+            col("mcse")?,
+        );
+        for rec in reader.records() {
+            let rec = rec.map_err(|e| format!("{}: {e}", summary.display()))?;
+            if !COMPARE_METRICS.contains(&&rec[im]) {
+                continue;
+            }
+            let num = |i: usize| rec[i].parse::<f64>().unwrap_or(f64::NAN);
+            rows.push(CompareRow {
+                run: d.display().to_string(),
+                scenario: scenario.clone(),
+                arm: rec[ia].to_string(),
+                contract: rec[ic].to_string(),
+                metric: rec[im].to_string(),
+                mean: num(imean),
+                mcse: num(ise),
+            });
+        }
+    }
+    Ok(rows)
+}
