@@ -74,6 +74,10 @@ pub struct SlurmArgs {
     /// Seed, passed to every shard (overrides the scenario's).
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
+    /// Passed to every shard: run even if a shard's estimated time or memory is beyond
+    /// `run`'s limits.
+    #[arg(long)]
+    pub allow_large: bool,
 }
 
 /// Why `obasim slurm` failed.
@@ -218,7 +222,9 @@ impl Spec {
 #
 # Submit everything (this array, then the merge once every task succeeded):
 #   bash {submit}
-# Rerun a failed task alone (here task 3; several: --array=3,7), then merge again:
+# If a task fails, the merge job stays pending (DependencyNeverSatisfied): scancel it,
+# read the task's log, and rerun the task alone (here task 3; several: --array=3,7), then
+# the merge:
 #   sbatch --array=3 {script}
 #   sbatch {merge}
 # (or wait for the rerun: sbatch --dependency=afterok:JOBID {merge}).
@@ -324,9 +330,23 @@ fn spec(args: &SlurmArgs) -> Result<Spec, SlurmError> {
         }
         if let Some(n) = args.patients {
             m.sim.patients = n;
+            if let Some(c) = m.cohort.as_mut() {
+                c.fit_to_patients(n);
+            }
         }
     };
     adjust(&mut model);
+    if let Some(c) = &model.cohort {
+        // The same check as `obasim run` makes, so that no shard fails on it.
+        if model.sim.patients / c.size() < 2 {
+            return Err(bad(format_args!(
+                "{} patients is too few for the scenario's [cohort]: one cohort has {} patients and cohort-level results need at least two simulated cohorts ({} patients)",
+                model.sim.patients,
+                c.size(),
+                2 * c.size()
+            )));
+        }
+    }
     let uncertainty =
         Uncertainty::extract(&source).map_err(|e| SlurmError::BadInput(e.to_string()))?;
     let draws = args.draws.unwrap_or(uncertainty.settings.draws);
@@ -388,6 +408,9 @@ fn spec(args: &SlurmArgs) -> Result<Spec, SlurmError> {
     }
     if args.tornado {
         pass_through.push("--tornado".into());
+    }
+    if args.allow_large {
+        pass_through.push("--allow-large".into());
     }
     Ok(Spec {
         shards: args.shards,

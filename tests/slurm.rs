@@ -87,6 +87,7 @@ fn scripts_hold_the_array_the_shard_arguments_the_dependency_and_absolute_paths(
             "--draws",
             "2",
             "--tornado",
+            "--allow-large",
             "--partition",
             "short",
             "--time",
@@ -124,7 +125,7 @@ fn scripts_hold_the_array_the_shard_arguments_the_dependency_and_absolute_paths(
         "\nOBASIM=/opt/obasim/bin/obasim\n",
         &format!("\nSCENARIO={}\n", root.join("s.toml").display()),
         &format!("\nOUT={dir_q}\n"),
-        "exec \"$OBASIM\" run \"$SCENARIO\" --shard \"${SLURM_ARRAY_TASK_ID}/5\" --out \"$OUT/shards/shard-${SLURM_ARRAY_TASK_ID}\" --force --quiet --threads \"${SLURM_CPUS_PER_TASK:-1}\" --patients 3000 --seed 7 --draws 2 --tornado\n",
+        "exec \"$OBASIM\" run \"$SCENARIO\" --shard \"${SLURM_ARRAY_TASK_ID}/5\" --out \"$OUT/shards/shard-${SLURM_ARRAY_TASK_ID}\" --force --quiet --threads \"${SLURM_CPUS_PER_TASK:-1}\" --patients 3000 --seed 7 --draws 2 --tornado --allow-large\n",
         // The rerun of one failed task, with the script's absolute path.
         &format!(
             "\n#   sbatch --array=3 '{}/shards.sbatch'\n",
@@ -254,6 +255,18 @@ fn bad_input_is_refused_before_anything_is_written_or_submitted() {
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         assert!(!out.exists());
     }
+    // Too few patients for the scenario's cohorts: refused as `run` would refuse each shard.
+    let cohorts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/hemgenix-denmark.toml");
+    let o = obasim()
+        .arg("slurm")
+        .arg(&cohorts)
+        .args(["--shards", "2", "--patients", "20", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("[cohort]"));
+    assert!(!out.exists());
     // A non-empty --out: refused without --force, replaced with it.
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("keep.txt"), "x").unwrap();
