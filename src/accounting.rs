@@ -138,6 +138,9 @@ pub fn account_arm(
     payer_until: f64,
     flows: &mut YearFlows<'_>,
 ) -> ArmTotals {
+    if let Some(d) = &arm.discrete {
+        return crate::markov::account(arm, d, history, payer_until, flows);
+    }
     let mut t = ArmTotals {
         other_costs: arm.start_cost,
         other_costs_undiscounted: arm.start_cost,

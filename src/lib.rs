@@ -13,6 +13,7 @@ pub mod contracts;
 pub mod design;
 pub mod engine;
 pub mod history;
+pub mod markov;
 pub mod model;
 pub mod output;
 pub mod plan;

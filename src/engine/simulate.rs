@@ -22,6 +22,9 @@ pub fn simulate_arm(
     rng: &mut PatientRng,
     out: &mut History,
 ) {
+    if let Some(d) = &arm.discrete {
+        return crate::markov::simulate(arm, d, patient, rng, out);
+    }
     out.segments.clear();
     out.horizon = horizon;
     out.death_time = f64::INFINITY;

@@ -409,6 +409,30 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
                 }
             }
         }
+        // A discrete-time (cycle-based) arm: its own transitions, counting and discounting.
+        let mut discrete = None;
+        let mut discrete_edges = Vec::new();
+        if let Some(mk) = &arm.markov {
+            let costs: Vec<f64> = states.iter().map(|st| st.cost).collect();
+            let compiled = crate::markov::compile::compile(
+                arm,
+                mk,
+                &f,
+                death,
+                &costs,
+                crate::markov::compile::Context {
+                    horizon: s.horizon,
+                    discount_costs: s.discount.costs,
+                    discount_outcomes: s.discount.outcomes,
+                    ages: (age.min(), age.max()),
+                },
+            );
+            for (field, message) in compiled.errors {
+                ck.error(&field, message);
+            }
+            discrete = compiled.arm;
+            discrete_edges = compiled.edges;
+        }
         // States that can never be entered: no initial probability and no transition into
         // them from a reachable state (death is always reachable through background mortality).
         let mut reachable: Vec<bool> = arm.states.iter().map(|st| st.initial > 0.0).collect();
@@ -425,6 +449,12 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
                             changed = true;
                         }
                     }
+                }
+            }
+            for &(from, to) in &discrete_edges {
+                if reachable[from] && !reachable[to] {
+                    reachable[to] = true;
+                    changed = true;
                 }
             }
             if !changed {
@@ -449,6 +479,7 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
             initial_cumulative: cumulative,
             exits,
             start_cost: arm.start_cost,
+            discrete,
         });
     }
 

@@ -177,6 +177,9 @@ pub struct ArmModel {
     pub exits: Vec<Vec<Exit>>,
     /// One-time cost at time 0 (includes the therapy's administration cost for the therapy arm).
     pub start_cost: f64,
+    /// A discrete-time (cycle-based) Markov arm: its cycles, transition rows and counting
+    /// (then `exits` is empty). None for a continuous-time arm.
+    pub discrete: Option<crate::markov::DiscreteArm>,
 }
 
 /// A state's costs and utility.

@@ -431,6 +431,165 @@ pub struct Arm {
     /// The transitions between states (competing risks within each state).
     #[serde(default)]
     pub transitions: Vec<Transition>,
+    /// Makes this a discrete-time (cycle-based) Markov arm: patients move between states only
+    /// at cycle boundaries, with per-cycle transition probabilities, and state costs and
+    /// utilities are counted per cycle by a counting convention. Leave `transitions` empty
+    /// (the transitions go in `markov.transitions`). The same definition is evaluated by the
+    /// microsimulation (`obasim run`) and exactly as a cohort (`obasim cohort`).
+    #[serde(default)]
+    pub markov: Option<Markov>,
+}
+
+/// A discrete-time (cycle-based) Markov model of one arm.
+///
+/// Cycle k runs from t_k = k·Δ to t_(k+1) (Δ = `cycle_length`; the horizon must be a whole
+/// number of cycles). A patient's state can change only at a cycle boundary: the history
+/// shows the state entered at t_(k+1) from that time on, so contracts see discrete-time
+/// histories unchanged. State `cost` (per year) and `utility` are counted at the occupancy
+/// points t_0 … t_n with the weights of `counting` (each point discounted at its own time),
+/// as cost·Δ and utility·Δ per cycle. One-time costs (`entry_cost` of a state, `cost` and
+/// `qalys` of a transition) fall at the boundary where the state is entered.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Markov {
+    /// Cycle length in years (1 = annual, 0.0833333 = monthly). The horizon must be a whole
+    /// number of cycles (to 1 part in 10^6); the cycle length used is horizon / cycles.
+    pub cycle_length: f64,
+    /// How state rewards are counted in each cycle (see [`Counting`]).
+    pub counting: Counting,
+    /// How counted rewards are discounted: "annual" (default: (1 + r)^-t at the time t of
+    /// each occupancy point) or "per_cycle" ((1 + r·Δ)^-k at point k, as the DARTH tutorials'
+    /// code does; the same for annual cycles).
+    #[serde(default)]
+    pub discounting: CycleDiscounting,
+    /// false (default): the probabilities out of a state are unconditional and the patient
+    /// stays with the remainder. true: the probability to the death state applies first and
+    /// the others are conditional on surviving the cycle (p_ij·(1 − p_iD), staying with
+    /// (1 − p_iD)(1 − Σ p_ij)), as in the DARTH Sick-Sicker model.
+    #[serde(default)]
+    pub death_first: bool,
+    /// Whether background mortality from the population's life table applies on top of the
+    /// transitions (default false: the probabilities are all-cause). When true, the
+    /// probability q of dying of background causes in a cycle (from the life table by sex and
+    /// attained age) applies first: rows become (1 − q)·p_ij, plus q to the death state.
+    #[serde(default)]
+    pub background_mortality: bool,
+    /// Transition probabilities per cycle (staying is the remainder of each row).
+    #[serde(default)]
+    pub transitions: Vec<MarkovTransition>,
+    /// Costs per year added to the state costs in some cycles only (e.g. a drug given for
+    /// the first two years).
+    #[serde(default)]
+    pub extra_costs: Vec<ExtraCost>,
+}
+
+/// Counting conventions of a discrete-time arm: the weight w_k of the occupancy at each
+/// point t_k (k = 0 … n) in the total, for rewards constant over time. With time-varying
+/// rewards (`extra_costs`) each cycle c contributes a_c at its start and b_c at its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Counting {
+    /// Beginning of cycle: the state at t_c counts for cycle c (w = 1, …, 1, 0).
+    Start,
+    /// End of cycle: the state at t_(c+1) counts for cycle c (w = 0, 1, …, 1).
+    End,
+    /// Half-cycle correction: end of cycle plus half the first point minus half the last
+    /// (w = ½, 1, …, 1, ½).
+    HalfCycle,
+    /// Trapezoid (life-table) method: each cycle counts the mean of its start and end
+    /// occupancy, each discounted at its own time. With point discounting this gives the
+    /// same weights as `half_cycle` (w = ½, 1, …, 1, ½); both names are in use.
+    Trapezoid,
+    /// Simpson's 1/3 rule (w = 1/3, 4/3, 2/3, 4/3, …, 4/3, 1/3); needs an even number of
+    /// cycles.
+    Simpson,
+    /// The within-cycle correction vector of the DARTH tutorials' `gen_wcc(method =
+    /// "Simpson1/3")`, as published: 1/3 at both ends, 2/3 at odd and 4/3 at even interior
+    /// points (w = 1/3, 2/3, 4/3, 2/3, …, 1/3). Use it to reproduce models built with it.
+    DarthSimpson,
+}
+
+/// How the rewards of a discrete-time arm are discounted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CycleDiscounting {
+    /// (1 + r)^-t_k at occupancy point t_k.
+    #[default]
+    Annual,
+    /// (1 + r·Δ)^-k at occupancy point k.
+    PerCycle,
+}
+
+/// A transition of a discrete-time arm: its probability per cycle. Give exactly one of
+/// `probability`, `rate`, `probabilities`, `rates`, `probability_by_age`, `rate_by_age`.
+/// Rates are per year and become probabilities p = 1 − exp(−rate·Δ). A `hazard_ratio` h
+/// multiplies the rate (a probability p is first converted: p' = 1 − (1 − p)^h); a
+/// `relative_risk` multiplies the probability (p' = rr·p, which must stay ≤ 1).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkovTransition {
+    /// Origin state.
+    pub from: String,
+    /// Destination state (another state; staying is the remainder of the row).
+    pub to: String,
+    /// Constant probability per cycle.
+    #[serde(default)]
+    pub probability: Option<f64>,
+    /// Constant rate per year.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Probability per cycle by cycle number (cycle 0 first; the last value repeats).
+    #[serde(default)]
+    pub probabilities: Vec<f64>,
+    /// Rate per year by cycle number (cycle 0 first; the last value repeats).
+    #[serde(default)]
+    pub rates: Vec<f64>,
+    /// Probability per cycle by attained age at the start of the cycle: [age, probability]
+    /// rows in increasing age, each applying from its age to the next row's (the last row
+    /// onwards). The first row must not be above the youngest age at treatment.
+    #[serde(default)]
+    pub probability_by_age: Vec<[f64; 2]>,
+    /// Rate per year by attained age at the start of the cycle, as `probability_by_age`.
+    #[serde(default)]
+    pub rate_by_age: Vec<[f64; 2]>,
+    /// Hazard ratio applied to the rate (default 1).
+    #[serde(default)]
+    pub hazard_ratio: Option<f64>,
+    /// Relative risk applied to the probability (default 1).
+    #[serde(default)]
+    pub relative_risk: Option<f64>,
+    /// The hazard ratio and relative risk apply to cycles starting at or after this time
+    /// (years; default 0).
+    #[serde(default)]
+    pub effect_from: Option<f64>,
+    /// … and before this time (years; default: the whole horizon).
+    #[serde(default)]
+    pub effect_until: Option<f64>,
+    /// One-time cost (payer) when a patient makes this move (at the boundary where it
+    /// happens; for a move to the death state also when the death is from background
+    /// mortality).
+    #[serde(default)]
+    pub cost: f64,
+    /// One-time QALY change when a patient makes this move (negative for a loss), counted in
+    /// QALYs but not life years.
+    #[serde(default)]
+    pub qalys: f64,
+}
+
+/// A cost per year added in some states during some cycles.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraCost {
+    /// States in which it is paid.
+    pub states: Vec<String>,
+    /// Cost per year (counted as cost·Δ per cycle like a state cost).
+    pub cost: f64,
+    /// Applies to cycles starting at or after this time (years; default 0).
+    #[serde(default)]
+    pub from: Option<f64>,
+    /// … and before this time (years; default: the whole horizon).
+    #[serde(default)]
+    pub until: Option<f64>,
 }
 
 /// A health state.
