@@ -52,6 +52,9 @@ pub enum Command {
     Solve(SolveArgs),
     /// Side-by-side table of the key results of finished runs.
     Compare(CompareArgs),
+    /// Exact cohort calculation of the discrete-time (Markov) arms and their contracts, as
+    /// CSV on stdout (`--trace`: the state occupancy at each cycle).
+    Cohort(crate::markov::CohortArgs),
     /// Redraw the plots and report.html of a finished run directory from its CSV files.
     Plot {
         /// Run directory.
@@ -148,6 +151,10 @@ pub fn main() -> i32 {
         Command::Slurm(args) => crate::slurm::slurm(&args).map_err(|e| match e {
             crate::slurm::SlurmError::BadInput(m) => Failure::BadInput(m),
             crate::slurm::SlurmError::Other(m) => Failure::Other(m),
+        }),
+        Command::Cohort(args) => crate::markov::cohort_command(&args).map_err(|e| match e {
+            crate::markov::CohortFailure::BadInput(m) => Failure::BadInput(m),
+            crate::markov::CohortFailure::Other(m) => Failure::Other(m),
         }),
         Command::Plot { dir } => plot(&dir),
         Command::Validate { file } => validate(&file),

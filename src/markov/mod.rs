@@ -26,6 +26,7 @@
 
 pub mod cohort;
 pub mod compile;
+pub mod report;
 
 use crate::accounting::{ArmTotals, YearFlows};
 use crate::history::{Ending, History, Segment};
@@ -35,6 +36,7 @@ use crate::rng::{uniform_open, PatientRng};
 use crate::scenario::Counting;
 
 pub use cohort::{cohort, CohortResult};
+pub use report::{cohort_command, CohortArgs, CohortFailure};
 
 /// How a transition's base probability per cycle is given.
 #[derive(Clone, Debug, PartialEq)]
