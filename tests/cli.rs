@@ -89,7 +89,14 @@ fn identical_outputs_for_1_2_and_4_threads() {
     for threads in [1, 2, 4] {
         let dir = tmp.path().join(format!("t{threads}"));
         let out = obasim()
-            .args(["run", "--quiet", "--patients", "5000", "--threads"])
+            .args([
+                "run",
+                "--quiet",
+                "--no-plots",
+                "--patients",
+                "5000",
+                "--threads",
+            ])
             .arg(threads.to_string())
             .arg("--out")
             .arg(&dir)
@@ -132,7 +139,7 @@ fn output_directory_is_refused_unless_forced() {
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("keep.txt"), "x").unwrap();
     let out = obasim()
-        .args(["run", "--quiet", "--patients", "50", "--out"])
+        .args(["run", "--quiet", "--no-plots", "--patients", "50", "--out"])
         .arg(&dir)
         .output()
         .unwrap();
@@ -140,7 +147,15 @@ fn output_directory_is_refused_unless_forced() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
     assert!(dir.join("keep.txt").exists());
     let out = obasim()
-        .args(["run", "--quiet", "--force", "--patients", "50", "--out"])
+        .args([
+            "run",
+            "--quiet",
+            "--no-plots",
+            "--force",
+            "--patients",
+            "50",
+            "--out",
+        ])
         .arg(&dir)
         .output()
         .unwrap();
@@ -172,7 +187,7 @@ fn broken(edit: impl Fn(&str) -> String) -> (String, Option<i32>, Option<i32>) {
     std::fs::write(&file, text).unwrap();
     let v = obasim().arg("validate").arg(&file).output().unwrap();
     let r = obasim()
-        .args(["run", "--quiet", "--out"])
+        .args(["run", "--quiet", "--no-plots", "--out"])
         .arg(tmp.path().join("out"))
         .arg(&file)
         .output()
