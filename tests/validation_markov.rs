@@ -641,7 +641,7 @@ fn invalid_markov_tables_are_located_errors() {
         "",
     ));
     assert!(
-        e.contains("out of `x` sum to 1.09") && e.contains("arms[0].markov.transitions"),
+        e.contains("out of `x` sum to 1.1 ") && e.contains("arms[0].markov.transitions"),
         "{e}"
     );
     let e = errors(&arm(
