@@ -48,7 +48,11 @@ pub fn cohort_command(args: &CohortArgs) -> Result<(), CohortFailure> {
     } else {
         write_results(&model, &result, &mut out)
     };
-    written.map_err(|e| CohortFailure::Other(format!("writing the results: {e}")))
+    match written {
+        // A closed pipe (`obasim cohort f.toml | head`) is not a failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|e| CohortFailure::Other(format!("writing the results: {e}"))),
+    }
 }
 
 fn field(s: &str) -> String {
