@@ -73,30 +73,95 @@ pub struct ArmTotals {
     pub life_years_undiscounted: f64,
 }
 
-/// Per-year cost flows of one patient, added into `undiscounted[y]` and `discounted[y]`.
+/// Per-year cost flows of one patient, added into per-year sums of a block of patients.
+///
+/// A flow over [a, b] costs O(1) whatever its length: each endpoint t (in year y = ⌊t⌋)
+/// adds its partial year [y, t] to `undiscounted[y]`/`discounted[y]` and marks the whole
+/// years before y in the difference array `whole_years`; [`fold_whole_years`] turns the
+/// marks into amounts once per block (a whole year y is worth 1 undiscounted and
+/// ∫_y^{y+1} d(s) ds discounted).
 pub struct YearFlows<'a> {
     /// Undiscounted amount falling in year y (time in [y, y+1)).
     pub undiscounted: &'a mut [f64],
     /// Discounted amount falling in year y.
     pub discounted: &'a mut [f64],
+    /// Difference array of the annual rates of flows covering whole years.
+    pub whole_years: &'a mut [f64],
+    /// d(y) at the start of each year y (of the same discounting as the flows).
+    pub year_start_factor: &'a [f64],
 }
 
 impl YearFlows<'_> {
     /// A one-time amount at time t (discount factor `d` already computed).
     #[inline]
     pub fn point(&mut self, t: f64, amount: f64, d: f64) {
-        let y = (t.max(0.0).floor() as usize).min(self.undiscounted.len() - 1);
+        let y = year_of(t, self.undiscounted.len() - 1);
         self.undiscounted[y] += amount;
         self.discounted[y] += amount * d;
     }
 
-    /// A cost flowing at annual rate `c` over [a, b] (amounts after the last year go into it).
-    pub fn flow(&mut self, a: f64, b: f64, c: f64, disc: &Discounter) {
-        let last = self.undiscounted.len() - 1;
-        split_flow(a, b, c, disc, last, |y, u, d| {
-            self.undiscounted[y] += u;
-            self.discounted[y] += d;
-        });
+    /// A one-time amount at time t, undiscounted `amount` and discounted `discounted`.
+    #[inline]
+    pub fn point_discounted(&mut self, t: f64, amount: f64, discounted: f64) {
+        let y = year_of(t, self.undiscounted.len() - 1);
+        self.undiscounted[y] += amount;
+        self.discounted[y] += discounted;
+    }
+
+    /// A cost flowing at annual rate `c` over [a, b] (amounts after the last year go into
+    /// it), with the discount factors d(a) = `da` and d(b) = `db` already computed.
+    #[inline]
+    pub fn flow(&mut self, a: f64, b: f64, c: f64, disc: &Discounter, da: f64, db: f64) {
+        self.endpoint(b, c, disc, db);
+        self.endpoint(a, -c, disc, da);
+    }
+
+    /// Adds w·[0, t] (a flow at rate w from time 0 to t).
+    #[inline]
+    fn endpoint(&mut self, t: f64, w: f64, disc: &Discounter, dt: f64) {
+        let y = year_of(t, self.undiscounted.len() - 1);
+        let start = y as f64;
+        self.whole_years[0] += w;
+        self.whole_years[y] -= w;
+        self.undiscounted[y] += w * (t - start);
+        self.discounted[y] += w * if disc.delta == 0.0 {
+            t - start
+        } else {
+            (self.year_start_factor[y] - dt) / disc.delta
+        };
+    }
+}
+
+/// Year index of time t ≥ 0 (times past the last year fall into it). Truncation, not a call to
+/// `floor`: t is never negative here.
+#[inline]
+fn year_of(t: f64, last: usize) -> usize {
+    (t.max(0.0) as usize).min(last)
+}
+
+/// d(y) at the start of each of `years` years.
+pub fn year_start_factors(disc: &Discounter, years: usize) -> Vec<f64> {
+    (0..years).map(|y| disc.factor(y as f64)).collect()
+}
+
+/// Adds the whole years marked in the difference array `whole_years` (see [`YearFlows`]) into
+/// `undiscounted` and `discounted`, and clears the marks.
+pub fn fold_whole_years(
+    whole_years: &mut [f64],
+    undiscounted: &mut [f64],
+    discounted: &mut [f64],
+    year_start_factor: &[f64],
+    disc: &Discounter,
+) {
+    let one_year = disc.integral(0.0, 1.0);
+    let mut rate = 0.0;
+    for y in 0..whole_years.len() {
+        rate += whole_years[y];
+        whole_years[y] = 0.0;
+        if rate != 0.0 {
+            undiscounted[y] += rate;
+            discounted[y] += rate * year_start_factor[y] * one_year;
+        }
     }
 }
 
@@ -168,9 +233,11 @@ pub fn account_arm(
         t.qalys_undiscounted += state.utility * length;
         let cost_end = seg.end.min(payer_until);
         if state.cost != 0.0 && cost_end > seg.start {
-            t.other_costs += state.cost * costs.integral(seg.start, cost_end);
+            let da = costs.factor(seg.start);
+            let db = costs.factor(cost_end);
+            t.other_costs += state.cost * costs.integral_given_start(seg.start, cost_end, da);
             t.other_costs_undiscounted += state.cost * (cost_end - seg.start);
-            flows.flow(seg.start, cost_end, state.cost, costs);
+            flows.flow(seg.start, cost_end, state.cost, costs, da, db);
         }
     }
     t
@@ -196,15 +263,46 @@ mod tests {
         let d = Discounter::new(0.05);
         let mut u = vec![0.0; 5];
         let mut v = vec![0.0; 5];
+        let mut whole = vec![0.0; 5];
+        let starts = year_start_factors(&d, 5);
         let mut f = YearFlows {
             undiscounted: &mut u,
             discounted: &mut v,
+            whole_years: &mut whole,
+            year_start_factor: &starts,
         };
-        f.flow(0.5, 3.25, 100.0, &d);
-        assert!((u[0] - 50.0).abs() < 1e-12);
-        assert!((u[1] - 100.0).abs() < 1e-12);
-        assert!((u[3] - 25.0).abs() < 1e-12);
-        let total: f64 = v.iter().sum();
-        assert!((total - 100.0 * d.integral(0.5, 3.25)).abs() < 1e-9);
+        f.flow(0.5, 3.25, 100.0, &d, d.factor(0.5), d.factor(3.25));
+        // Past the last year: [4, 6.5] all lands in year 4.
+        f.flow(2.0, 6.5, 10.0, &d, d.factor(2.0), d.factor(6.5));
+        fold_whole_years(&mut whole, &mut u, &mut v, &starts, &d);
+        assert!(whole.iter().all(|&w| w == 0.0));
+        let want_u = [50.0, 100.0, 110.0, 35.0, 25.0];
+        for (y, w) in want_u.iter().enumerate() {
+            assert!((u[y] - w).abs() < 1e-9, "year {y}: {} vs {w}", u[y]);
+        }
+        let want_d = [
+            100.0 * d.integral(0.5, 1.0),
+            100.0 * d.integral(1.0, 2.0),
+            100.0 * d.integral(2.0, 3.0) + 10.0 * d.integral(2.0, 3.0),
+            100.0 * d.integral(3.0, 3.25) + 10.0 * d.integral(3.0, 4.0),
+            10.0 * d.integral(4.0, 6.5),
+        ];
+        for (y, w) in want_d.iter().enumerate() {
+            assert!((v[y] - w).abs() < 1e-9, "year {y}: {} vs {w}", v[y]);
+        }
+        // Undiscounted, one year: a flow inside a single year.
+        let z = Discounter::new(0.0);
+        let (mut u, mut v, mut whole) = (vec![0.0; 2], vec![0.0; 2], vec![0.0; 2]);
+        let starts = year_start_factors(&z, 2);
+        let mut f = YearFlows {
+            undiscounted: &mut u,
+            discounted: &mut v,
+            whole_years: &mut whole,
+            year_start_factor: &starts,
+        };
+        f.flow(0.25, 0.75, 4.0, &z, 1.0, 1.0);
+        fold_whole_years(&mut whole, &mut u, &mut v, &starts, &z);
+        assert!((u[0] - 2.0).abs() < 1e-12 && (v[0] - 2.0).abs() < 1e-12);
+        assert_eq!((u[1], v[1]), (0.0, 0.0));
     }
 }

@@ -55,11 +55,36 @@ pub enum Command {
     /// Exact cohort calculation of the discrete-time (Markov) arms and their contracts, as
     /// CSV on stdout (`--trace`: the state occupancy at each cycle).
     Cohort(crate::markov::CohortArgs),
+    /// Throughput of the engine on the reference models of scenarios/bench/, against the
+    /// floor (a loop drawing only the random numbers the model consumes), on 1 thread and all
+    /// cores.
+    Bench(BenchArgs),
     /// Redraw the plots and report.html of a finished run directory from its CSV files.
     Plot {
         /// Run directory.
         dir: PathBuf,
     },
+}
+
+/// Options of `obasim bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Reference model: `a` (3-state, life table, 5 contracts), `b` (6-state semi-Markov,
+    /// Weibull) or `all`.
+    #[arg(long, default_value = "all", value_parser = ["a", "b", "all"])]
+    pub model: String,
+    /// Patients per timed run.
+    #[arg(long, default_value_t = 200_000)]
+    pub patients: u64,
+    /// Timed repetitions of each measurement; the best is reported.
+    #[arg(long, default_value_t = 5)]
+    pub repeats: u32,
+    /// Threads of the parallel measurement (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print the measurements as JSON (one array of reports) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `obasim run`.
@@ -156,6 +181,7 @@ pub fn main() -> i32 {
             crate::markov::CohortFailure::BadInput(m) => Failure::BadInput(m),
             crate::markov::CohortFailure::Other(m) => Failure::Other(m),
         }),
+        Command::Bench(args) => bench(&args),
         Command::Plot { dir } => plot(&dir),
         Command::Validate { file } => validate(&file),
         Command::Schema => {
@@ -178,6 +204,47 @@ pub fn main() -> i32 {
             EXIT_INTERRUPTED
         }
     }
+}
+
+fn bench(args: &BenchArgs) -> Result<(), Failure> {
+    if args.patients == 0 {
+        return Err(Failure::BadInput(
+            "error: --patients must be at least 1".into(),
+        ));
+    }
+    let threads = match args.threads {
+        Some(0) => {
+            return Err(Failure::BadInput(
+                "error: --threads 0 is not allowed".into(),
+            ))
+        }
+        Some(t) => t,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let options = crate::bench::BenchOptions {
+        patients: args.patients,
+        repeats: args.repeats,
+        threads,
+    };
+    let models: Vec<_> = crate::bench::REFERENCE_MODELS
+        .iter()
+        .filter(|m| args.model == "all" || m.key == args.model)
+        .collect();
+    let mut reports = Vec::new();
+    for m in models {
+        let r = crate::bench::bench_model(m, &options).map_err(Failure::Other)?;
+        if !args.json {
+            println!("{}", crate::bench::render(&r));
+        }
+        reports.push(r);
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).map_err(|e| Failure::Other(e.to_string()))?
+        );
+    }
+    Ok(())
 }
 
 fn print_warnings(model: &crate::model::Model) {

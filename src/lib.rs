@@ -8,6 +8,7 @@
 //! accumulators ([`stats`]) → result tables ([`results`]) → files ([`output`]).
 
 pub mod accounting;
+pub mod bench;
 pub mod cli;
 pub mod contracts;
 pub mod design;

@@ -6,10 +6,59 @@
 //! same patient (common random numbers).
 
 use rand::rngs::Xoshiro256PlusPlus;
-use rand::{Rng, SeedableRng};
+use rand::{Rng, SeedableRng, TryRng};
+use std::convert::Infallible;
 
 /// The generator algorithm used everywhere (named, so results are portable across rand releases).
-pub type PatientRng = Xoshiro256PlusPlus;
+pub type Generator = Xoshiro256PlusPlus;
+
+/// One patient stream: the [`Generator`] and a count of the 64-bit words drawn from it, so that
+/// `obasim bench` can time a loop drawing exactly the random numbers the model consumed.
+#[derive(Clone, Debug)]
+pub struct PatientRng {
+    generator: Generator,
+    drawn: u32,
+}
+
+impl PatientRng {
+    /// The stream seeded from one 64-bit seed.
+    #[inline]
+    pub fn from_seed_u64(seed: u64) -> Self {
+        Self {
+            generator: Generator::seed_from_u64(seed),
+            drawn: 0,
+        }
+    }
+
+    /// Number of generator outputs drawn so far (a `u32` or a `u64` each).
+    #[inline]
+    pub fn drawn(&self) -> u32 {
+        self.drawn
+    }
+}
+
+impl TryRng for PatientRng {
+    type Error = Infallible;
+
+    #[inline]
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        self.drawn = self.drawn.wrapping_add(1);
+        Ok(self.generator.next_u32())
+    }
+
+    #[inline]
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        self.drawn = self.drawn.wrapping_add(1);
+        Ok(self.generator.next_u64())
+    }
+
+    #[inline]
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        self.drawn = self.drawn.wrapping_add(dst.len().div_ceil(8) as u32);
+        self.generator.fill_bytes(dst);
+        Ok(())
+    }
+}
 
 /// Stream identifier of the patient's characteristics (sex, age, background mortality).
 pub const STREAM_POPULATION: u64 = 0;
@@ -43,7 +92,7 @@ pub fn stream_seed(seed: u64, draw: u64, patient: u64, stream: u64) -> u64 {
 /// The generator of one (seed, draw, patient, stream).
 #[inline]
 pub fn stream(seed: u64, draw: u64, patient: u64, stream: u64) -> PatientRng {
-    PatientRng::seed_from_u64(stream_seed(seed, draw, patient, stream))
+    PatientRng::from_seed_u64(stream_seed(seed, draw, patient, stream))
 }
 
 /// A uniform number in the open interval (0, 1): never 0, never 1.

@@ -364,8 +364,15 @@ impl ContractTerms {
             );
         }
         let paid_schedule: f64 = out[first_out..].iter().map(|p| p.amount).sum();
+        // Rounding (e.g. an accelerated balance summed differently from the instalments it
+        // replaces) is not a withheld amount.
+        let withheld = scheduled_due - paid_schedule;
         let mut events = ContractEvents {
-            withheld: (scheduled_due - paid_schedule).max(0.0),
+            withheld: if withheld > 1e-9 * price.max(1.0) {
+                withheld
+            } else {
+                0.0
+            },
             refund_lost: 0.0,
         };
 

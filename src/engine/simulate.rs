@@ -110,6 +110,9 @@ pub struct PatientRecord {
     pub payments: Vec<Vec<Payment>>,
     /// Other per-patient contract events (withheld amounts, lost refunds).
     pub events: Vec<ContractEvents>,
+    /// The random streams this patient used, in order, with the number of generator outputs
+    /// drawn from each (what `obasim bench` replays to time its floor).
+    pub random_numbers: Vec<(u64, u32)>,
 }
 
 impl PatientRecord {
@@ -128,6 +131,7 @@ impl PatientRecord {
             assessments: vec![Vec::new(); model.plans.len()],
             payments: vec![Vec::with_capacity(16); model.contracts.len()],
             events: vec![ContractEvents::default(); model.contracts.len()],
+            random_numbers: Vec::with_capacity(4 + model.arms.len() + model.plans.len()),
         }
     }
 
@@ -136,8 +140,10 @@ impl PatientRecord {
     pub fn simulate(&mut self, model: &Model, draw: u64, index: u64) {
         let seed = model.sim.seed;
         self.index = index;
+        self.random_numbers.clear();
         let mut rng = stream(seed, draw, index, STREAM_POPULATION);
         self.patient = model.population.sample(&mut rng);
+        self.random_numbers.push((STREAM_POPULATION, rng.drawn()));
         for (a, arm) in model.arms.iter().enumerate() {
             let mut rng = stream(seed, draw, index, STREAM_ARM0 + a as u64);
             simulate_arm(
@@ -147,9 +153,15 @@ impl PatientRecord {
                 &mut rng,
                 &mut self.histories[a],
             );
+            self.random_numbers
+                .push((STREAM_ARM0 + a as u64, rng.drawn()));
         }
-        let event_time = |family: &Option<crate::model::family::Family>, id: u64| match family {
-            Some(f) => f.sample_after(0.0, exp1(&mut stream(seed, draw, index, id))),
+        let used = &mut self.random_numbers;
+        let mut event_time = |family: &Option<crate::model::family::Family>, id: u64| match family {
+            Some(f) => {
+                used.push((id, 1));
+                f.sample_after(0.0, exp1(&mut stream(seed, draw, index, id)))
+            }
             None => f64::INFINITY,
         };
         self.churn_time = event_time(&model.churn, STREAM_CHURN);
@@ -163,6 +175,8 @@ impl PatientRecord {
                 &mut rng,
                 &mut self.assessments[k],
             );
+            self.random_numbers
+                .push((STREAM_PLAN0 + k as u64, rng.drawn()));
         }
         let ctx = ContractContext {
             history: therapy,

@@ -5,11 +5,16 @@
 //! independently of order, so the totals do not depend on threads or shards.
 
 use super::simulate::PatientRecord;
-use crate::accounting::{account_arm, ArmTotals, YearFlows};
+use crate::accounting::{
+    account_arm, fold_whole_years, year_start_factors, ArmTotals, Discounter, YearFlows,
+};
 use crate::contracts::{PaidBy, PaymentKind};
 use crate::model::Model;
 use crate::stats::{ExactSum, MomentSet, QuantileSketch};
 use serde::{Deserialize, Serialize};
+
+/// Patients whose values wait for the sketches (one fixed block).
+const BLOCK: usize = super::BLOCK_SIZE as usize;
 
 /// Per-arm metrics (one slot each per arm).
 pub const ARM_METRICS: [&str; 6] = [
@@ -146,31 +151,56 @@ impl Layout {
     }
 }
 
-/// Per-year sums: plain `f64` within a block, exact across blocks.
+/// Per-year sums: plain `f64` within a block, exact across blocks. Series come in pairs
+/// (undiscounted, discounted at the payer's rate); flows over whole years are marked in a
+/// difference array per pair and folded in at the end of each block (see [`YearFlows`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct YearSums {
     years: usize,
     #[serde(skip)]
     block: Vec<f64>,
+    #[serde(skip)]
+    whole_years: Vec<f64>,
+    #[serde(skip)]
+    year_start_factor: Vec<f64>,
+    #[serde(skip)]
+    discounter: Option<Discounter>,
     total: Vec<ExactSum>,
 }
 
 impl YearSums {
-    fn new(series: usize, years: usize) -> Self {
+    fn new(series: usize, years: usize, discounter: Discounter) -> Self {
         Self {
             years,
             block: vec![0.0; series * years],
+            whole_years: vec![0.0; series.div_ceil(2) * years],
+            year_start_factor: year_start_factors(&discounter, years),
+            discounter: Some(discounter),
             total: vec![ExactSum::new(); series * years],
         }
     }
 
-    fn two_series(&mut self, s1: usize, s2: usize) -> (&mut [f64], &mut [f64]) {
-        debug_assert!(s1 + 1 == s2);
-        let (a, b) = self.block[s1 * self.years..(s2 + 1) * self.years].split_at_mut(self.years);
-        (a, b)
+    /// The per-patient view of the pair of series (`s`, `s` + 1).
+    fn flows(&mut self, s: usize) -> YearFlows<'_> {
+        debug_assert!(s % 2 == 0);
+        let y = self.years;
+        let (u, d) = self.block[s * y..(s + 2) * y].split_at_mut(y);
+        YearFlows {
+            undiscounted: u,
+            discounted: d,
+            whole_years: &mut self.whole_years[s / 2 * y..(s / 2 + 1) * y],
+            year_start_factor: &self.year_start_factor,
+        }
     }
 
     fn end_block(&mut self) {
+        if let Some(disc) = self.discounter {
+            let y = self.years;
+            for (pair, whole) in self.whole_years.chunks_mut(y).enumerate() {
+                let (u, d) = self.block[2 * pair * y..(2 * pair + 2) * y].split_at_mut(y);
+                fold_whole_years(whole, u, d, &self.year_start_factor, &disc);
+            }
+        }
         for (t, b) in self.total.iter_mut().zip(self.block.iter_mut()) {
             if *b != 0.0 {
                 t.add(*b);
@@ -390,6 +420,12 @@ pub struct Tally {
     values: Vec<f64>,
     #[serde(skip)]
     totals: Vec<ArmTotals>,
+    /// The open block's values (patient-major), added to the sketches one slot at a time
+    /// when the block closes: each sketch's buckets then stay in cache while its values go in.
+    #[serde(skip)]
+    pending: Vec<f64>,
+    #[serde(skip)]
+    pending_patients: usize,
     /// Moments (mean, sd, covariances) of every slot.
     pub moments: MomentSet,
     /// Quantile sketch of every slot.
@@ -414,9 +450,15 @@ impl Tally {
         Self {
             values: vec![0.0; slots],
             totals: Vec::with_capacity(model.arms.len()),
+            pending: vec![0.0; slots * BLOCK],
+            pending_patients: 0,
             moments: MomentSet::new(shift, pairs),
             sketches: vec![QuantileSketch::new(); slots],
-            flows: YearSums::new(FlowSeries::new(model).count(), model.sim.years()),
+            flows: YearSums::new(
+                FlowSeries::new(model).count(),
+                model.sim.years(),
+                model.sim.costs,
+            ),
             cohort: model
                 .cohort
                 .as_ref()
@@ -452,9 +494,13 @@ impl Tally {
                 cs.record(model, rec, r, u);
             }
         }
-        for (s, &v) in self.sketches.iter_mut().zip(&self.values) {
-            s.add(v);
+        if self.pending_patients == BLOCK {
+            self.flush_sketches();
         }
+        let slots = self.values.len();
+        let i = self.pending_patients;
+        self.pending[i * slots..(i + 1) * slots].copy_from_slice(&self.values);
+        self.pending_patients += 1;
         let step = model.sim.occupancy_step;
         for (a, h) in rec.histories.iter().enumerate() {
             let diff = &mut self.occupancy_diff[a];
@@ -478,6 +524,24 @@ impl Tally {
     pub fn end_block(&mut self) {
         self.moments.end_block();
         self.flows.end_block();
+        self.flush_sketches();
+    }
+
+    /// Adds the pending values to the sketches, one slot at a time.
+    fn flush_sketches(&mut self) {
+        let n = self.pending_patients;
+        let slots = self.values.len();
+        // Eight slots (one cache line of each patient's row) at a time: the block's values
+        // are read once, and only eight sketches' buckets are in use at a time.
+        for (g, group) in self.sketches.chunks_mut(8).enumerate() {
+            let first = 8 * g;
+            for row in self.pending[..n * slots].chunks_exact(slots) {
+                for (sketch, &v) in group.iter_mut().zip(&row[first..]) {
+                    sketch.add(v);
+                }
+            }
+        }
+        self.pending_patients = 0;
     }
 
     /// Adds another tally (exact, order-independent).
@@ -548,12 +612,7 @@ pub fn compute_values(
     let series = FlowSeries::new(model);
     totals.clear();
     for (a, arm) in model.arms.iter().enumerate() {
-        let s = series.arm_costs(a);
-        let (u, d) = flows.two_series(s, s + 1);
-        let mut yf = YearFlows {
-            undiscounted: u,
-            discounted: d,
-        };
+        let mut yf = flows.flows(series.arm_costs(a));
         let t = account_arm(
             arm,
             &rec.histories[a],
@@ -577,12 +636,7 @@ pub fn compute_values(
         let (mut paid, mut paid_u, mut revenue, mut net_all) = (0.0, 0.0, 0.0, 0.0);
         let (mut refund, mut next) = (0.0, 0.0);
         {
-            let s = series.payments(c);
-            let (u, d) = flows.two_series(s, s + 1);
-            let mut yf = YearFlows {
-                undiscounted: u,
-                discounted: d,
-            };
+            let mut yf = flows.flows(series.payments(c));
             for p in pays {
                 revenue += p.amount * sim.manufacturer.factor(p.time);
                 net_all += p.amount;
@@ -601,14 +655,10 @@ pub fn compute_values(
         }
         let mut admin_payer = 0.0;
         {
-            let s = series.admin(c);
-            let (u, d) = flows.two_series(s, s + 1);
-            let last = u.len() - 1;
+            let mut yf = flows.flows(series.admin(c));
             admin_costs(model, rec, c, |t, au, ad| {
                 admin_payer += ad;
-                let y = (t.max(0.0).floor() as usize).min(last);
-                u[y] += au;
-                d[y] += ad;
+                yf.point_discounted(t, au, ad);
             });
         }
         let admin_mfr = admin_costs_manufacturer(model, rec, c);
@@ -644,7 +694,11 @@ pub fn reference_values(model: &Model, draw: u64) -> Vec<f64> {
     rec.simulate(model, draw, 0);
     let layout = Layout::new(model);
     let mut values = vec![0.0; layout.slots()];
-    let mut flows = YearSums::new(FlowSeries::new(model).count(), model.sim.years());
+    let mut flows = YearSums::new(
+        FlowSeries::new(model).count(),
+        model.sim.years(),
+        model.sim.costs,
+    );
     compute_values(
         model,
         &layout,

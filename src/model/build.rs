@@ -181,7 +181,7 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
                     if min >= max {
                         ck.error(&format!("{f}.max"), format!("{max} must be > min ({min})"));
                     }
-                    AgeModel::Normal { mean, sd, min, max }
+                    AgeModel::normal(mean, sd, min, max)
                 }
                 AgeDistribution::Uniform { min, max } => {
                     ck.range(&format!("{f}.min"), min, 0.0, 150.0, "an age in [0, 150]");

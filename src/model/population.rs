@@ -20,6 +20,8 @@ pub enum AgeModel {
         min: f64,
         /// Upper bound.
         max: f64,
+        /// Φ((min - mean)/sd) and Φ((max - mean)/sd), computed once (see [`AgeModel::normal`]).
+        cdf_bounds: (f64, f64),
     },
     /// Uniform on [min, max].
     Uniform {
@@ -31,6 +33,17 @@ pub enum AgeModel {
 }
 
 impl AgeModel {
+    /// Normal(mean, sd) truncated to [min, max].
+    pub fn normal(mean: f64, sd: f64, min: f64, max: f64) -> AgeModel {
+        AgeModel::Normal {
+            mean,
+            sd,
+            min,
+            max,
+            cdf_bounds: (norm_cdf((min - mean) / sd), norm_cdf((max - mean) / sd)),
+        }
+    }
+
     /// The oldest possible age.
     pub fn max(&self) -> f64 {
         match *self {
@@ -52,11 +65,13 @@ impl AgeModel {
         match *self {
             AgeModel::Fixed(a) => a,
             AgeModel::Uniform { min, max } => min + u * (max - min),
-            AgeModel::Normal { mean, sd, min, max } => {
-                let lo = norm_cdf((min - mean) / sd);
-                let hi = norm_cdf((max - mean) / sd);
-                (mean + sd * norm_quantile(lo + u * (hi - lo))).clamp(min, max)
-            }
+            AgeModel::Normal {
+                mean,
+                sd,
+                min,
+                max,
+                cdf_bounds: (lo, hi),
+            } => (mean + sd * norm_quantile(lo + u * (hi - lo))).clamp(min, max),
         }
     }
 }

@@ -16,6 +16,21 @@ const EMBEDDED_DATA: &[(&str, &str)] = &[(
     include_str!("../../scenarios/data/lifetable_usa_2015_mx.csv"),
 )];
 
+/// `dir` + `relative` with `.` and `..` segments resolved lexically (paths inside `scenarios/`).
+fn embedded_path(dir: &str, relative: &str) -> String {
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for p in relative.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            _ => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
 /// A scenario's text and the means to resolve the data files it references.
 #[derive(Clone, Debug)]
 pub struct Source {
@@ -26,6 +41,9 @@ pub struct Source {
     /// The TOML text.
     pub text: String,
     base_dir: Option<PathBuf>,
+    /// For a scenario embedded in the binary: its folder under `scenarios/` ("" or "bench/"),
+    /// against which its relative data paths resolve.
+    embedded_dir: &'static str,
 }
 
 /// One segment of a field path.
@@ -102,6 +120,7 @@ impl Source {
                     .map(Path::to_path_buf)
                     .unwrap_or_else(|| PathBuf::from(".")),
             ),
+            embedded_dir: "",
         })
     }
 
@@ -112,6 +131,19 @@ impl Source {
             stem: EXAMPLE_NAME.trim_end_matches(".toml").to_string(),
             text: EXAMPLE_TEXT.to_string(),
             base_dir: None,
+            embedded_dir: "",
+        }
+    }
+
+    /// A scenario embedded in the binary at `scenarios/{dir}{name}` (e.g. the reference models
+    /// of `obasim bench`); its data files come from the binary too.
+    pub fn embedded(dir: &'static str, name: &str, text: &str) -> Source {
+        Source {
+            display_name: format!("<embedded>/scenarios/{dir}{name}"),
+            stem: name.trim_end_matches(".toml").to_string(),
+            text: text.to_string(),
+            base_dir: None,
+            embedded_dir: dir,
         }
     }
 
@@ -125,6 +157,7 @@ impl Source {
                 .unwrap_or_else(|| "scenario".into()),
             text: text.to_string(),
             base_dir,
+            embedded_dir: "",
         }
     }
 
@@ -152,7 +185,7 @@ impl Source {
             }
             None => EMBEDDED_DATA
                 .iter()
-                .find(|(name, _)| *name == relative)
+                .find(|(name, _)| *name == embedded_path(self.embedded_dir, relative))
                 .map(|(name, text)| (format!("<embedded>/scenarios/{name}"), text.to_string()))
                 .ok_or_else(|| {
                     format!(

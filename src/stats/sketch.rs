@@ -26,7 +26,7 @@ const EMPTY: Bucket = Bucket {
     max: f64::MIN,
 };
 
-/// Dense store of buckets indexed by `ceil(log_gamma(|x|))`; serialised sparsely (only
+/// Dense store of buckets indexed by [`bucket_index`]; serialised sparsely (only
 /// non-empty buckets, as [index, count, min, max]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(into = "SparseStore", from = "SparseStore")]
@@ -114,15 +114,45 @@ impl Default for QuantileSketch {
     }
 }
 
-#[inline]
-fn gamma() -> f64 {
-    (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)
-}
+/// Buckets per octave (power of two). Bucket k holds the x > 0 with
+/// `k - 1 < M·log2*(x) ≤ k`, where log2* interpolates log2 linearly between powers of two:
+/// log2*(2^e·m) = e + (m - 1) for m in [1, 2). Its bounds L < U satisfy U/L ≤ 1 + 1/M, so
+/// with M ≥ 1/(γ - 1), γ = (1 + α)/(1 - α), the estimate 2LU/(L + U) is within α of every
+/// value in the bucket. The index comes from the bits of x in integer arithmetic: no
+/// logarithm, and the same bucket on every machine.
+const BUCKETS_PER_OCTAVE: i64 = 250;
 
+const _: () = assert!(
+    // 1/M ≤ γ - 1 = 2α/(1 - α), checked at compile time.
+    (1.0 / BUCKETS_PER_OCTAVE as f64) <= 2.0 * RELATIVE_ACCURACY / (1.0 - RELATIVE_ACCURACY)
+);
+
+/// The bucket of a positive (or infinite) value `abs`; see [`BUCKETS_PER_OCTAVE`].
 #[inline]
 fn bucket_index(abs: f64) -> i32 {
-    // ln(gamma) computed once per call is cheap next to ln(abs); the compiler hoists it.
-    (abs.ln() / gamma().ln()).ceil() as i32
+    let bits = abs.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i64;
+    let mantissa = bits & ((1u64 << 52) - 1);
+    let (exponent, mantissa) = if biased == 0 {
+        // Subnormal: normalise the mantissa.
+        let shift = mantissa.leading_zeros() as i64 - 11;
+        (-1022 - shift, (mantissa << shift) & ((1u64 << 52) - 1))
+    } else {
+        (biased - 1023, mantissa)
+    };
+    let m = BUCKETS_PER_OCTAVE as u64;
+    let fraction = (mantissa * m).div_ceil(1u64 << 52) as i64;
+    (exponent * BUCKETS_PER_OCTAVE + fraction) as i32
+}
+
+/// The upper bound of bucket `index` (a positive value): the inverse of the bucket mapping at
+/// `index`/M.
+fn bucket_upper(index: i32) -> f64 {
+    let e = (index as i64).div_euclid(BUCKETS_PER_OCTAVE);
+    let r = (index as i64).rem_euclid(BUCKETS_PER_OCTAVE);
+    // Two factors, so that 2^e stays finite and non-zero down to the subnormals.
+    let (e1, e2) = (e / 2, e - e / 2);
+    (1.0 + r as f64 / BUCKETS_PER_OCTAVE as f64) * 2f64.powi(e1 as i32) * 2f64.powi(e2 as i32)
 }
 
 impl QuantileSketch {
@@ -170,12 +200,12 @@ impl QuantileSketch {
         }
         let rank = ((p * self.count as f64).ceil() as u64).clamp(1, self.count);
         let mut seen = 0u64;
-        let g = gamma();
         let estimate = |b: &Bucket, index: i32, sign: f64| -> f64 {
             if b.min == b.max {
                 return b.min;
             }
-            let mid = sign * 2.0 * g.powi(index) / (g + 1.0);
+            let (lo, hi) = (bucket_upper(index - 1), bucket_upper(index));
+            let mid = sign * 2.0 * lo * hi / (lo + hi);
             mid.clamp(b.min, b.max)
         };
         for (k, b) in self.negative.buckets.iter().enumerate().rev() {
@@ -241,6 +271,48 @@ mod tests {
                 "p={p}: got {got}, want {want}"
             );
         }
+    }
+
+    #[test]
+    fn buckets_are_narrow_enough_and_cover_every_double() {
+        // Every bucket's bounds are within the accuracy, and its values fall inside them.
+        let gamma = (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY);
+        for k in [-268_000, -1000, -1, 0, 1, 249, 250, 251, 5_000, 255_999] {
+            let (lo, hi) = (bucket_upper(k - 1), bucket_upper(k));
+            assert!(hi / lo <= gamma * (1.0 + 1e-15), "bucket {k}: {lo}..{hi}");
+        }
+        // Subnormals (whose bucket bounds are not representable) map monotonically below
+        // the normal range.
+        let subnormal: Vec<i32> = (0..52)
+            .map(|b| bucket_index(f64::from_bits(1 << b)))
+            .collect();
+        assert!(subnormal.windows(2).all(|w| w[0] < w[1]));
+        assert!(subnormal[51] < bucket_index(f64::MIN_POSITIVE));
+        let mut x = f64::MIN_POSITIVE;
+        while x.is_finite() {
+            for y in [x, x * 1.0001, x * 1.37, x * 1.999_999] {
+                if !y.is_finite() {
+                    continue;
+                }
+                let k = bucket_index(y);
+                assert!(
+                    bucket_upper(k - 1) < y * (1.0 + 1e-15) && y <= bucket_upper(k) * (1.0 + 1e-15),
+                    "{y:e} not in bucket {k}: {:e}..{:e}",
+                    bucket_upper(k - 1),
+                    bucket_upper(k)
+                );
+            }
+            x *= 2.0;
+        }
+        assert_eq!(bucket_index(1.0), 0);
+        assert_eq!(bucket_index(2.0), 250);
+        assert_eq!(bucket_index(f64::INFINITY), 256_000);
+        // Extreme values never overflow the store's index arithmetic.
+        let mut s = QuantileSketch::new();
+        for v in [f64::MAX, f64::from_bits(1), -f64::MAX, 1.0, f64::INFINITY] {
+            s.add(v);
+        }
+        assert_eq!(s.count(), 5);
     }
 
     #[test]
