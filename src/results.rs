@@ -241,7 +241,8 @@ impl Results {
         let n = tally.moments.count();
         let row = |arm: &str, contract: &str, metric: &str, slot: usize| {
             let m = tally.moments.mean_sd(slot);
-            let q = |p| tally.sketches[slot].quantile(p).unwrap_or(f64::NAN);
+            let q = tally.sketches[slot].quantiles(&[0.025, 0.5, 0.975]);
+            let q = |i: usize| q[i].unwrap_or(f64::NAN);
             SummaryRow {
                 arm: arm.to_string(),
                 contract: contract.to_string(),
@@ -249,9 +250,9 @@ impl Results {
                 mean: m.mean,
                 mcse: m.mcse,
                 sd: m.sd,
-                p025: q(0.025),
-                p50: q(0.5),
-                p975: q(0.975),
+                p025: q(0),
+                p50: q(1),
+                p975: q(2),
                 n,
             }
         };
@@ -261,14 +262,15 @@ impl Results {
             if !DISTRIBUTION_METRICS.contains(&metric) {
                 return;
             }
-            for k in 0..=100 {
-                let p = k as f64 / 100.0;
+            let ps: Vec<f64> = (0..=100).map(|k| k as f64 / 100.0).collect();
+            let values = tally.sketches[slot].quantiles(&ps);
+            for (p, value) in ps.into_iter().zip(values) {
                 quantiles.push(QuantileRow {
                     arm: arm.to_string(),
                     contract: contract.to_string(),
                     metric: metric.to_string(),
                     p,
-                    value: tally.sketches[slot].quantile(p).unwrap_or(f64::NAN),
+                    value: value.unwrap_or(f64::NAN),
                 });
             }
         };

@@ -450,7 +450,7 @@ impl Tally {
         Self {
             values: vec![0.0; slots],
             totals: Vec::with_capacity(model.arms.len()),
-            pending: vec![0.0; slots * BLOCK],
+            pending: vec![0.0; slots * BLOCK.min(model.sim.patients as usize)],
             pending_patients: 0,
             moments: MomentSet::new(shift, pairs),
             sketches: vec![QuantileSketch::new(); slots],
@@ -494,7 +494,7 @@ impl Tally {
                 cs.record(model, rec, r, u);
             }
         }
-        if self.pending_patients == BLOCK {
+        if self.pending.len() == self.pending_patients * self.values.len() {
             self.flush_sketches();
         }
         let slots = self.values.len();

@@ -28,7 +28,7 @@ const EMPTY: Bucket = Bucket {
 
 /// Dense store of buckets indexed by [`bucket_index`]; serialised sparsely (only
 /// non-empty buckets, as [index, count, min, max]).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(into = "SparseStore", from = "SparseStore")]
 struct Store {
     offset: i32,
@@ -65,15 +65,34 @@ impl From<SparseStore> for Store {
 }
 
 impl Store {
+    /// The non-empty buckets with their indices (what the store holds, whatever its padding).
+    fn occupied(&self) -> impl Iterator<Item = (i32, &Bucket)> + '_ {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.count > 0)
+            .map(|(k, b)| (self.offset + k as i32, b))
+    }
+}
+
+impl PartialEq for Store {
+    fn eq(&self, other: &Store) -> bool {
+        self.occupied().eq(other.occupied())
+    }
+}
+
+impl Store {
     #[inline]
     fn add(&mut self, index: i32, x: f64) {
         if self.buckets.is_empty() {
             self.offset = index;
             self.buckets.push(EMPTY);
         } else if index < self.offset {
-            let grow = (self.offset - index) as usize;
+            // Grow with slack (half the current length) so that a slowly falling minimum
+            // does not move the buckets at every new value.
+            let grow = (self.offset - index) as usize + self.buckets.len() / 2;
             self.buckets.splice(0..0, std::iter::repeat_n(EMPTY, grow));
-            self.offset = index;
+            self.offset -= grow as i32;
         } else if index >= self.offset + self.buckets.len() as i32 {
             let new_len = (index - self.offset + 1) as usize;
             self.buckets.resize(new_len, EMPTY);
@@ -195,11 +214,27 @@ impl QuantileSketch {
     /// The `p`-quantile (0 <= p <= 1): the smallest value whose empirical CDF is >= p
     /// (inverse of the ECDF), within the sketch accuracy. `None` when empty.
     pub fn quantile(&self, p: f64) -> Option<f64> {
+        self.quantiles(&[p]).pop().flatten()
+    }
+
+    /// Several quantiles (each as [`QuantileSketch::quantile`]) in one pass over the buckets;
+    /// `ps` in any order.
+    pub fn quantiles(&self, ps: &[f64]) -> Vec<Option<f64>> {
         if self.count == 0 {
-            return None;
+            return vec![None; ps.len()];
         }
-        let rank = ((p * self.count as f64).ceil() as u64).clamp(1, self.count);
-        let mut seen = 0u64;
+        let mut order: Vec<(u64, usize)> = ps
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                (
+                    ((p * self.count as f64).ceil() as u64).clamp(1, self.count),
+                    i,
+                )
+            })
+            .collect();
+        order.sort_unstable();
+        let mut out = vec![None; ps.len()];
         let estimate = |b: &Bucket, index: i32, sign: f64| -> f64 {
             if b.min == b.max {
                 return b.min;
@@ -208,29 +243,45 @@ impl QuantileSketch {
             let mid = sign * 2.0 * lo * hi / (lo + hi);
             mid.clamp(b.min, b.max)
         };
-        for (k, b) in self.negative.buckets.iter().enumerate().rev() {
-            seen += b.count;
-            if seen >= rank && b.count > 0 {
-                return Some(estimate(b, self.negative.offset + k as i32, -1.0));
+        let mut next = 0;
+        let mut seen = 0u64;
+        // Hands out every pending rank now covered by `seen` the value `value()`.
+        let mut settle = |seen: u64, value: &dyn Fn() -> f64, next: &mut usize| {
+            while *next < order.len() && order[*next].0 <= seen {
+                out[order[*next].1] = Some(value());
+                *next += 1;
             }
+        };
+        for (k, b) in self.negative.buckets.iter().enumerate().rev() {
+            if b.count == 0 {
+                continue;
+            }
+            seen += b.count;
+            let index = self.negative.offset + k as i32;
+            settle(seen, &|| estimate(b, index, -1.0), &mut next);
         }
         seen += self.zero;
-        if seen >= rank {
-            return Some(0.0);
-        }
+        settle(seen, &|| 0.0, &mut next);
         for (k, b) in self.positive.buckets.iter().enumerate() {
-            seen += b.count;
-            if seen >= rank && b.count > 0 {
-                return Some(estimate(b, self.positive.offset + k as i32, 1.0));
+            if b.count == 0 {
+                continue;
             }
+            seen += b.count;
+            let index = self.positive.offset + k as i32;
+            settle(seen, &|| estimate(b, index, 1.0), &mut next);
         }
-        // Unreachable when counts are consistent; return the largest value.
-        self.positive
+        // Unreachable when counts are consistent; give the largest value.
+        let largest = self
+            .positive
             .buckets
             .iter()
             .rev()
             .find(|b| b.count > 0)
-            .map(|b| b.max)
+            .map(|b| b.max);
+        for slot in out.iter_mut().filter(|o| o.is_none()) {
+            *slot = largest;
+        }
+        out
     }
 }
 
@@ -313,6 +364,42 @@ mod tests {
             s.add(v);
         }
         assert_eq!(s.count(), 5);
+    }
+
+    #[test]
+    fn quantiles_in_one_pass_equal_one_at_a_time() {
+        let mut s = QuantileSketch::new();
+        for i in 0..5_000 {
+            let u = (i as f64 + 0.5) / 5_000.0;
+            s.add(if i % 7 == 0 {
+                0.0
+            } else {
+                (u - 0.4) * 1e5 * (1.0 + u * u)
+            });
+        }
+        let mut xs: Vec<f64> = (0..5_000)
+            .map(|i| {
+                let u = (i as f64 + 0.5) / 5_000.0;
+                if i % 7 == 0 {
+                    0.0
+                } else {
+                    (u - 0.4) * 1e5 * (1.0 + u * u)
+                }
+            })
+            .collect();
+        xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let ps = [0.975, 0.0, 0.5, 0.025, 1.0, 0.4, 0.4001, 0.99];
+        for (p, q) in ps.iter().zip(s.quantiles(&ps)) {
+            // Independent truth: the order statistic of rank ceil(p n), within accuracy.
+            let want = xs[((p * 5_000.0f64).ceil() as usize).clamp(1, 5_000) - 1];
+            let got = q.unwrap();
+            assert!(
+                (got - want).abs() <= RELATIVE_ACCURACY * want.abs(),
+                "p={p}: {got} vs {want}"
+            );
+            assert_eq!(Some(got), s.quantile(*p));
+        }
+        assert_eq!(QuantileSketch::new().quantiles(&[0.5]), vec![None]);
     }
 
     #[test]
