@@ -130,8 +130,18 @@ pub fn read_shards(dirs: &[PathBuf]) -> Result<Vec<ShardFile>, String> {
     }
     let n = first.shards;
     let mut seen = vec![0u32; n as usize];
-    for s in &shards {
-        seen[s.shard as usize] += 1;
+    for (s, d) in shards.iter().zip(dirs) {
+        match seen.get_mut(s.shard as usize) {
+            Some(count) => *count += 1,
+            None => {
+                return Err(format!(
+                    "{} says it is shard {} of {}: a shard number must be below the number of shards (the shard file is damaged)",
+                    d.display(),
+                    s.shard,
+                    s.shards
+                ))
+            }
+        }
     }
     let dup: Vec<String> = (0..n)
         .filter(|&i| seen[i as usize] > 1)

@@ -76,6 +76,29 @@ fn three_shards_merge_byte_identical_and_bad_sets_are_refused() {
     let o = obasim(&["merge", "--out"], &[&bad, &shards[0], &other, &shards[2]]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("another seed"));
+    // A damaged shard file claiming a shard number beyond the set: refused, no panic.
+    let damaged = tmp.path().join("damaged");
+    std::fs::create_dir(&damaged).unwrap();
+    for entry in std::fs::read_dir(&shards[1]).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), damaged.join(entry.file_name())).unwrap();
+    }
+    let json = std::fs::read_to_string(damaged.join("shard.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v["shard"] = serde_json::json!(7);
+    std::fs::write(damaged.join("shard.json"), v.to_string()).unwrap();
+    let o = obasim(
+        &["merge", "--out"],
+        &[&bad, &shards[0], &damaged, &shards[2]],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("shard 7 of 3"));
+    assert!(!bad.exists());
     // The complete set: byte-identical tables.
     let merged = tmp.path().join("merged");
     let o = obasim(
