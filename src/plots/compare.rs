@@ -3,7 +3,7 @@
 //! with whiskers of mean ± 1.96 MCSE.
 
 use super::data::{ManifestInfo, NO_CONTRACT};
-use super::format::{mean_mcse, TickFormat};
+use super::format::{mean_mcse, thousands, TickFormat};
 use super::layout::{self, MUTED, TEXT};
 use super::metric::{metric_info, MetricInfo};
 use super::{contract_color, DrawResult, Figure, PlotError, Scale, COMPARATOR_COLOR};
@@ -235,11 +235,24 @@ impl CompareData {
         } else {
             (b.2, b.3)
         };
+        let unit = if share { "%" } else { "" };
+        if se == 0.0 {
+            // Every patient has the same value: no Monte Carlo error.
+            let exact = thousands(m, if share { 3 } else { 2 });
+            let exact = if exact.contains('.') {
+                exact
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_string()
+            } else {
+                exact
+            };
+            return format!("{exact}{unit} (exact)");
+        }
         let mcse = Some(se).filter(|v| v.is_finite());
         let (mean, mcse) = mean_mcse(m, mcse, 3, 0, 4);
-        let unit = if share { "%" } else { "" };
         match mcse {
-            Some(e) => format!("{mean}{unit} ± {e}{unit}"),
+            Some(e) => format!("{mean}{unit} (MCSE {e}{unit})"),
             None => format!("{mean}{unit}"),
         }
     }
@@ -364,6 +377,13 @@ impl Figure for CompareData {
                         text
                     };
                     let text = layout::fit(&area, s, &text, &heading_font, w as i32 - s.px(32.0))?;
+                    // A light band across the row keeps the heading clear of grid lines.
+                    let (_, top) = chart.backend_coord(&(x_range.start, y + 0.92));
+                    let (right, bottom) = chart.backend_coord(&(x_range.end, y + 0.08));
+                    root.draw(&Rectangle::new(
+                        [(s.px(12.0), top), (right, bottom)],
+                        RGBColor(242, 242, 242).filled(),
+                    ))?;
                     root.draw(&Text::new(
                         text,
                         (s.px(16.0), py),
