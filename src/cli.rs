@@ -1079,8 +1079,10 @@ fn draw(dir: &Path) -> Result<(), Failure> {
 
 fn plot(dir: &Path) -> Result<(), Failure> {
     if !dir.join("summary.csv").is_file() && dir.join("sweep.csv").is_file() {
-        let plots = crate::plots::sweep::draw_sweep(dir)
-            .map_err(|e| Failure::Other(format!("drawing the sweep plots: {e}")))?;
+        let plots = crate::plots::sweep::draw_sweep(dir).map_err(|e| match e {
+            crate::plots::PlotError::Format { .. } => Failure::BadInput(format!("error: {e}")),
+            other => Failure::Other(format!("drawing the sweep plots: {other}")),
+        })?;
         for note in &plots.notes {
             eprintln!("note: {note}");
         }
