@@ -45,7 +45,7 @@ pub enum Command {
     /// Write (and optionally submit) a Slurm job array of shards and a dependent merge job
     Slurm(crate::slurm::SlurmArgs),
     /// Run a grid over scenario parameters (`--set PATH=VALUES`), every point on the same
-    /// patients, into one tidy CSV.
+    /// patients, into one tidy CSV and plots (lines over one parameter, heat maps over two).
     Sweep(SweepArgs),
     /// Find the value of one scenario parameter at which a result hits a target (bisection
     /// on common random numbers).
@@ -59,9 +59,10 @@ pub enum Command {
     /// floor (a loop drawing only the random numbers the model consumes), on 1 thread and all
     /// cores.
     Bench(BenchArgs),
-    /// Redraw the plots and report.html of a finished run directory from its CSV files.
+    /// Redraw the plots and report.html of a finished run directory from its CSV files (or
+    /// the plots of a sweep directory from its sweep.csv).
     Plot {
-        /// Run directory.
+        /// Run or sweep directory.
         dir: PathBuf,
     },
 }
@@ -609,7 +610,7 @@ pub struct SweepArgs {
     /// messages (e.g. contracts[1].warranty.refund). Repeat for a grid.
     #[arg(long = "set", required = true, value_name = "PATH=VALUES")]
     pub sets: Vec<String>,
-    /// Output directory (sweep.csv).
+    /// Output directory (sweep.csv, the copied scenario and the sweep plots).
     #[arg(long)]
     pub out: PathBuf,
     /// Replace a non-empty output directory.
@@ -624,6 +625,9 @@ pub struct SweepArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Do not draw the sweep plots (sweep_<metric>.png and .svg).
+    #[arg(long)]
+    pub no_plots: bool,
     /// No messages.
     #[arg(long)]
     pub quiet: bool,
@@ -676,6 +680,13 @@ pub struct CompareArgs {
     /// Also write the table as CSV here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also draw a plot of one metric (--metric) here: bars per contract grouped by run,
+    /// with mean ± 1.96 MCSE whiskers; PNG or SVG by the extension.
+    #[arg(long, value_name = "FILE.png|FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// The metric of summary.csv to plot with --plot.
+    #[arg(long, default_value = "drug_paid", requires = "plot")]
+    pub metric: String,
 }
 
 fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool, Failure> {
@@ -767,6 +778,12 @@ fn sweep(args: SweepArgs) -> Result<(), Failure> {
     }
     w.flush().map_err(io_failure)?;
     output::write_scenario_copy(staged.path(), &source.text).map_err(io_failure)?;
+    let plots = if args.no_plots {
+        crate::plots::sweep::SweepPlots::default()
+    } else {
+        crate::plots::sweep::draw_sweep(staged.path())
+            .map_err(|e| Failure::Other(format!("drawing the sweep plots: {e}")))?
+    };
     let dir = staged.commit().map_err(io_failure)?;
     if !args.quiet {
         eprintln!(
@@ -775,6 +792,16 @@ fn sweep(args: SweepArgs) -> Result<(), Failure> {
             started.elapsed().as_secs_f64(),
             dir.join("sweep.csv").display()
         );
+        if !plots.files.is_empty() {
+            eprintln!(
+                "{} sweep plots (PNG and SVG) written to {}",
+                plots.files.len() / 2,
+                dir.display()
+            );
+        }
+        for note in &plots.notes {
+            eprintln!("note: {note}");
+        }
     }
     Ok(())
 }
@@ -844,8 +871,30 @@ fn solve(args: SolveArgs) -> Result<(), Failure> {
 }
 
 fn compare(args: CompareArgs) -> Result<(), Failure> {
+    // Check the plot request before printing anything.
+    if let Some(p) = &args.plot {
+        crate::plots::compare::ImageFormat::of(p)
+            .map_err(|e| Failure::BadInput(format!("error: {e}")))?;
+    }
     let rows =
         crate::design::compare(&args.dirs).map_err(|e| Failure::BadInput(format!("error: {e}")))?;
+    let plot_data = match &args.plot {
+        Some(_) => {
+            let plot_rows = crate::design::compare_metrics(&args.dirs, &[args.metric.as_str()])
+                .map_err(|e| Failure::BadInput(format!("error: {e}")))?;
+            let names: Vec<String> = args.dirs.iter().map(|d| d.display().to_string()).collect();
+            let money: Vec<_> = args
+                .dirs
+                .iter()
+                .map(|d| crate::plots::compare::run_money(d))
+                .collect();
+            Some(
+                crate::plots::compare::CompareData::new(&plot_rows, &names, &money, &args.metric)
+                    .map_err(|e| Failure::BadInput(format!("error: {e}")))?,
+            )
+        }
+        None => None,
+    };
     // Table: one line per (run, arm, contract); columns the key metrics as mean ± MCSE.
     let mut keys: Vec<(String, String, String, String)> = Vec::new();
     for r in &rows {
@@ -900,6 +949,11 @@ fn compare(args: CompareArgs) -> Result<(), Failure> {
             .map_err(|e| io_failure(std::io::Error::other(e)))?;
         }
         w.flush().map_err(io_failure)?;
+    }
+    if let (Some(path), Some(data)) = (&args.plot, &plot_data) {
+        crate::plots::compare::write_compare_plot(data, path)
+            .map_err(|e| Failure::Other(format!("drawing the comparison plot: {e}")))?;
+        eprintln!("plot of {} written to {}", args.metric, path.display());
     }
     Ok(())
 }
@@ -1091,9 +1145,24 @@ fn draw(dir: &Path) -> Result<(), Failure> {
 }
 
 fn plot(dir: &Path) -> Result<(), Failure> {
+    if !dir.join("summary.csv").is_file() && dir.join("sweep.csv").is_file() {
+        let plots = crate::plots::sweep::draw_sweep(dir).map_err(|e| match e {
+            crate::plots::PlotError::Format { .. } => Failure::BadInput(format!("error: {e}")),
+            other => Failure::Other(format!("drawing the sweep plots: {other}")),
+        })?;
+        for note in &plots.notes {
+            eprintln!("note: {note}");
+        }
+        eprintln!(
+            "{} sweep plots (PNG and SVG) written to {}",
+            plots.files.len() / 2,
+            dir.display()
+        );
+        return Ok(());
+    }
     if !dir.join("summary.csv").is_file() {
         return Err(Failure::BadInput(format!(
-            "error: {} is not a finished run directory (no summary.csv)",
+            "error: {} is not a finished run or sweep directory (no summary.csv or sweep.csv)",
             dir.display()
         )));
     }

@@ -365,8 +365,18 @@ pub const COMPARE_METRICS: [&str; 6] = [
     "any_refund",
 ];
 
-/// Reads the key metrics of finished run directories, in the order given.
+/// Reads the key metrics ([`COMPARE_METRICS`]) of finished run directories, in the order
+/// given.
 pub fn compare(dirs: &[std::path::PathBuf]) -> Result<Vec<CompareRow>, String> {
+    compare_metrics(dirs, &COMPARE_METRICS)
+}
+
+/// Reads the given metrics of `summary.csv` of finished run directories, in the order given
+/// (metrics a run does not have are left out).
+pub fn compare_metrics(
+    dirs: &[std::path::PathBuf],
+    metrics: &[&str],
+) -> Result<Vec<CompareRow>, String> {
     let mut rows = Vec::new();
     for d in dirs {
         let summary = d.join("summary.csv");
@@ -396,7 +406,7 @@ pub fn compare(dirs: &[std::path::PathBuf]) -> Result<Vec<CompareRow>, String> {
         );
         for rec in reader.records() {
             let rec = rec.map_err(|e| format!("{}: {e}", summary.display()))?;
-            if !COMPARE_METRICS.contains(&&rec[im]) {
+            if !metrics.contains(&&rec[im]) {
                 continue;
             }
             let num = |i: usize| rec[i].parse::<f64>().unwrap_or(f64::NAN);

@@ -458,31 +458,10 @@ impl RunData {
     /// A parameter path of the PSA (`arms[0].states[1].cost`) with names in place of
     /// indices (`beti-cel: transfusion_dependent: cost`), when the scenario has them.
     pub fn parameter_label(&self, path: &str) -> String {
-        let Ok(sc) = &self.scenario else {
-            return path.to_string();
-        };
-        let mut parts: Vec<String> = Vec::new();
-        let mut arm: Option<&crate::scenario::Arm> = None;
-        for segment in path.split('.') {
-            let (name, index) = match segment.split_once('[') {
-                Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
-                None => (segment, None),
-            };
-            let label = match (name, index) {
-                ("arms", Some(i)) => {
-                    arm = sc.arms.get(i);
-                    arm.map(|a| a.name.clone())
-                }
-                ("states", Some(i)) => arm.and_then(|a| a.states.get(i)).map(|s| s.name.clone()),
-                ("transitions", Some(i)) => arm
-                    .and_then(|a| a.transitions.get(i))
-                    .map(|t| format!("{} → {}", t.from, t.to)),
-                ("contracts", Some(i)) => sc.contracts.get(i).map(|c| c.name.clone()),
-                _ => None,
-            };
-            parts.push(label.unwrap_or_else(|| segment.to_string()));
+        match &self.scenario {
+            Ok(sc) => parameter_label(sc, path),
+            Err(_) => path.to_string(),
         }
-        parts.join(": ")
     }
 
     /// The scenario name (manifest, else scenario, else the directory name).
@@ -498,6 +477,33 @@ impl RunData {
                     .unwrap_or_default()
             })
     }
+}
+
+/// A parameter path (`arms[0].states[1].cost`) with names in place of indices
+/// (`beti-cel: transfusion_dependent: cost`), as far as the scenario has them.
+pub fn parameter_label(sc: &Scenario, path: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut arm: Option<&crate::scenario::Arm> = None;
+    for segment in path.split('.') {
+        let (name, index) = match segment.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        let label = match (name, index) {
+            ("arms", Some(i)) => {
+                arm = sc.arms.get(i);
+                arm.map(|a| a.name.clone())
+            }
+            ("states", Some(i)) => arm.and_then(|a| a.states.get(i)).map(|s| s.name.clone()),
+            ("transitions", Some(i)) => arm
+                .and_then(|a| a.transitions.get(i))
+                .map(|t| format!("{} → {}", t.from, t.to)),
+            ("contracts", Some(i)) => sc.contracts.get(i).map(|c| c.name.clone()),
+            _ => None,
+        };
+        parts.push(label.unwrap_or_else(|| segment.to_string()));
+    }
+    parts.join(": ")
 }
 
 fn unique<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {

@@ -11,8 +11,11 @@
 //! availability, and a `draw` function in a submodule, dispatched in `Plot::draw_on`; the
 //! report and `draw_run` pick it up through [`Plot::for_run`].
 
+pub mod compare;
 pub mod data;
 pub mod format;
+pub mod metric;
+pub mod sweep;
 
 mod budget;
 mod cumulative;
@@ -343,20 +346,29 @@ pub fn render_svg(plot: Plot, run: &RunData) -> Result<String, PlotError> {
 /// Draws `plot` as a PNG image at [`PNG_SCALE`] times its SVG size.
 pub fn render_png(plot: Plot, run: &RunData) -> Result<Vec<u8>, PlotError> {
     ensure_font()?;
-    let (w, h) = plot.size(run);
-    let (w, h) = (
-        (w as f64 * PNG_SCALE).round() as u32,
-        (h as f64 * PNG_SCALE).round() as u32,
-    );
+    let (w, h) = png_size(plot.size(run));
     let mut pixels = vec![0u8; w as usize * h as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
         plot.draw_on(&root, run, Scale(PNG_SCALE, 1.0))
             .map_err(attribute(plot))?;
     }
+    encode_png(plot.file_stem(), &pixels, (w, h))
+}
+
+/// The PNG size of a figure of `size` SVG pixels.
+fn png_size((w, h): (u32, u32)) -> (u32, u32) {
+    (
+        (w as f64 * PNG_SCALE).round() as u32,
+        (h as f64 * PNG_SCALE).round() as u32,
+    )
+}
+
+/// Encodes RGB `pixels` of size `(w, h)` as a PNG file.
+fn encode_png(stem: &str, pixels: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>, PlotError> {
     let mut out = Vec::new();
     let png_error = |e: png::EncodingError| PlotError::Draw {
-        plot: plot.file_stem().to_string(),
+        plot: stem.to_string(),
         message: format!("encoding PNG: {e}"),
     };
     let mut encoder = png::Encoder::new(&mut out, w, h);
@@ -367,9 +379,66 @@ pub fn render_png(plot: Plot, run: &RunData) -> Result<Vec<u8>, PlotError> {
     encoder.set_deflate_compression(png::DeflateCompression::Level(6));
     encoder.set_filter(png::Filter::Up);
     let mut writer = encoder.write_header().map_err(png_error)?;
-    writer.write_image_data(&pixels).map_err(png_error)?;
+    writer.write_image_data(pixels).map_err(png_error)?;
     writer.finish().map_err(png_error)?;
     Ok(out)
+}
+
+/// A figure drawn outside a run directory (sweep and comparison plots): its size and a
+/// drawing function for any backend.
+pub(crate) trait Figure {
+    /// File stem, for error messages.
+    fn stem(&self) -> String;
+    /// Size in SVG pixels.
+    fn size(&self) -> (u32, u32);
+    /// Draws the figure on a white `root`.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, s: Scale) -> DrawResult;
+}
+
+fn attribute_figure<F: Figure>(fig: &F) -> impl Fn(DrawError) -> PlotError + '_ {
+    move |e| PlotError::Draw {
+        plot: fig.stem(),
+        message: e.0,
+    }
+}
+
+/// Draws a figure as an SVG document.
+pub(crate) fn figure_svg<F: Figure>(fig: &F) -> Result<String, PlotError> {
+    ensure_font()?;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, fig.size()).into_drawing_area();
+        root.fill(&WHITE)
+            .map_err(DrawError::from)
+            .and_then(|_| fig.draw(&root, Scale(1.0, SVG_FONT_FACTOR)))
+            .and_then(|_| root.present().map_err(DrawError::from))
+            .map_err(attribute_figure(fig))?;
+    }
+    Ok(svg)
+}
+
+/// Draws a figure as a PNG image at [`PNG_SCALE`] times its SVG size.
+pub(crate) fn figure_png<F: Figure>(fig: &F) -> Result<Vec<u8>, PlotError> {
+    ensure_font()?;
+    let (w, h) = png_size(fig.size());
+    let mut pixels = vec![0u8; w as usize * h as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
+        root.fill(&WHITE)
+            .map_err(DrawError::from)
+            .and_then(|_| fig.draw(&root, Scale(PNG_SCALE, 1.0)))
+            .and_then(|_| root.present().map_err(DrawError::from))
+            .map_err(attribute_figure(fig))?;
+    }
+    encode_png(&fig.stem(), &pixels, (w, h))
+}
+
+/// Writes `bytes` to `path`.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
+    fs::write(path, bytes).map_err(|source| PlotError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Reads the run directory `dir` and writes every plot it has data for into `dir/plots/`,
