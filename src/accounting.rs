@@ -12,14 +12,28 @@ pub struct Discounter {
     /// Annual rate r.
     pub rate: f64,
     delta: f64,
+    /// d(k) for whole years k < `WHOLE_YEARS` (payments fall on them), computed as
+    /// [`Discounter::factor`] would, so a lookup gives the same value.
+    whole_years: [f64; WHOLE_YEARS],
 }
+
+/// Whole years whose discount factor is tabulated.
+const WHOLE_YEARS: usize = 16;
 
 impl Discounter {
     /// Discounting at annual rate `rate` (> -1).
     pub fn new(rate: f64) -> Self {
+        let delta = rate.ln_1p();
+        let mut whole_years = [1.0; WHOLE_YEARS];
+        if delta != 0.0 {
+            for (k, d) in whole_years.iter_mut().enumerate() {
+                *d = (-delta * k as f64).exp();
+            }
+        }
         Self {
             rate,
-            delta: rate.ln_1p(),
+            delta,
+            whole_years,
         }
     }
 
@@ -31,7 +45,10 @@ impl Discounter {
     /// Discount factor d(t).
     #[inline]
     pub fn factor(&self, t: f64) -> f64 {
-        if self.delta == 0.0 {
+        let k = t as usize;
+        if k < WHOLE_YEARS && k as f64 == t {
+            self.whole_years[k]
+        } else if self.delta == 0.0 {
             1.0
         } else {
             (-self.delta * t).exp()
@@ -253,6 +270,11 @@ mod tests {
         assert!((d.factor(2.0) - 1.035f64.powi(-2)).abs() < 1e-15);
         let want = (1.0 - 1.035f64.powf(-10.0)) / 1.035f64.ln();
         assert!((d.integral(0.0, 10.0) - want).abs() < 1e-13);
+        for k in 0..40 {
+            let t = k as f64;
+            assert_eq!(d.factor(t), (-d.delta() * t).exp(), "whole year {k}");
+            assert_eq!(d.factor(t + 0.5), (-d.delta() * (t + 0.5)).exp());
+        }
         let z = Discounter::new(0.0);
         assert_eq!(z.integral(1.0, 3.5), 2.5);
         assert_eq!(z.factor(7.0), 1.0);

@@ -241,7 +241,7 @@ impl Results {
         let n = tally.moments.count();
         let row = |arm: &str, contract: &str, metric: &str, slot: usize| {
             let m = tally.moments.mean_sd(slot);
-            let q = tally.sketches[slot].quantiles(&[0.025, 0.5, 0.975]);
+            let q = tally.sketch(slot).quantiles(&[0.025, 0.5, 0.975]);
             let q = |i: usize| q[i].unwrap_or(f64::NAN);
             SummaryRow {
                 arm: arm.to_string(),
@@ -263,7 +263,7 @@ impl Results {
                 return;
             }
             let ps: Vec<f64> = (0..=100).map(|k| k as f64 / 100.0).collect();
-            let values = tally.sketches[slot].quantiles(&ps);
+            let values = tally.sketch(slot).quantiles(&ps);
             for (p, value) in ps.into_iter().zip(values) {
                 quantiles.push(QuantileRow {
                     arm: arm.to_string(),

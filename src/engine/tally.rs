@@ -99,6 +99,24 @@ impl Layout {
             + m
     }
 
+    /// The slot whose quantile sketch describes slot `slot`: itself, except for the
+    /// incremental QALYs and life years of contracts after the first, which do not depend on
+    /// the contract (therapy minus comparator health outcomes) and share the first contract's
+    /// sketch.
+    pub fn sketch_of(&self, slot: usize) -> usize {
+        let first = self.incremental(0, 0, 0);
+        if slot < first || self.comparators.is_empty() {
+            return slot;
+        }
+        let per_contract = self.comparators.len() * INCREMENTAL_METRICS.len();
+        let within = (slot - first) % per_contract;
+        if within % INCREMENTAL_METRICS.len() == 0 {
+            slot
+        } else {
+            first + within
+        }
+    }
+
     /// The comparator arms, in order.
     pub fn comparators(&self) -> &[usize] {
         &self.comparators
@@ -528,17 +546,28 @@ impl Tally {
         self.flush_sketches();
     }
 
+    /// The quantile sketch of slot `slot` (shared by slots that always hold equal values).
+    pub fn sketch(&self, slot: usize) -> &QuantileSketch {
+        &self.sketches[self.layout.sketch_of(slot)]
+    }
+
     /// Adds the pending values to the sketches, one slot at a time.
     fn flush_sketches(&mut self) {
         let n = self.pending_patients;
         let slots = self.values.len();
         // Eight slots (one cache line of each patient's row) at a time: the block's values
-        // are read once, and only eight sketches' buckets are in use at a time.
+        // are read once, and only eight sketches' buckets are in use at a time. Slots that
+        // always equal another slot (see [`Layout::sketch_of`]) are not sketched twice.
         for (g, group) in self.sketches.chunks_mut(8).enumerate() {
             let first = 8 * g;
+            let own: Vec<bool> = (first..first + group.len())
+                .map(|s| self.layout.sketch_of(s) == s)
+                .collect();
             for row in self.pending[..n * slots].chunks_exact(slots) {
-                for (sketch, &v) in group.iter_mut().zip(&row[first..]) {
-                    sketch.add(v);
+                for ((sketch, &v), &own) in group.iter_mut().zip(&row[first..]).zip(&own) {
+                    if own {
+                        sketch.add(v);
+                    }
                 }
             }
         }
@@ -709,4 +738,40 @@ pub fn reference_values(model: &Model, draw: u64) -> Vec<f64> {
         &mut Vec::new(),
     );
     values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_sketches_are_exactly_the_contract_independent_slots() {
+        let layout = Layout {
+            arms: 3,
+            contracts: 4,
+            comparators: vec![1, 2],
+            therapy: 0,
+        };
+        for slot in 0..layout.slots() {
+            let shared = layout.sketch_of(slot);
+            let mut want = slot;
+            for c in 1..4 {
+                for k in 0..2 {
+                    for m in 1..3 {
+                        if slot == layout.incremental(c, k, m) {
+                            want = layout.incremental(0, k, m);
+                        }
+                    }
+                }
+            }
+            assert_eq!(shared, want, "slot {slot}");
+        }
+        let none = Layout {
+            arms: 1,
+            contracts: 2,
+            comparators: vec![],
+            therapy: 0,
+        };
+        assert!((0..none.slots()).all(|s| none.sketch_of(s) == s));
+    }
 }
