@@ -445,6 +445,9 @@ pub struct Tally {
     pending: Vec<f64>,
     #[serde(skip)]
     pending_patients: usize,
+    /// The slots with a sketch of their own (see [`Layout::sketch_of`]).
+    #[serde(skip)]
+    sketched: Vec<usize>,
     /// Moments (mean, sd, covariances) of every slot.
     pub moments: MomentSet,
     /// Quantile sketch of every slot.
@@ -471,6 +474,7 @@ impl Tally {
             totals: Vec::with_capacity(model.arms.len()),
             pending: vec![0.0; slots * BLOCK.min(model.sim.patients as usize)],
             pending_patients: 0,
+            sketched: (0..slots).filter(|&s| layout.sketch_of(s) == s).collect(),
             moments: MomentSet::new(shift, pairs),
             sketches: vec![QuantileSketch::new(); slots],
             flows: YearSums::new(
@@ -555,19 +559,13 @@ impl Tally {
     fn flush_sketches(&mut self) {
         let n = self.pending_patients;
         let slots = self.values.len();
-        // Eight slots (one cache line of each patient's row) at a time: the block's values
-        // are read once, and only eight sketches' buckets are in use at a time. Slots that
-        // always equal another slot (see [`Layout::sketch_of`]) are not sketched twice.
-        for (g, group) in self.sketches.chunks_mut(8).enumerate() {
-            let first = 8 * g;
-            let own: Vec<bool> = (first..first + group.len())
-                .map(|s| self.layout.sketch_of(s) == s)
-                .collect();
+        // Eight slots at a time: the block's values are read once, and only eight sketches'
+        // buckets are in use at a time. Slots that always equal another slot (see
+        // [`Layout::sketch_of`]) are not sketched twice.
+        for group in self.sketched.chunks(8) {
             for row in self.pending[..n * slots].chunks_exact(slots) {
-                for ((sketch, &v), &own) in group.iter_mut().zip(&row[first..]).zip(&own) {
-                    if own {
-                        sketch.add(v);
-                    }
+                for &s in group {
+                    self.sketches[s].add(row[s]);
                 }
             }
         }

@@ -3,7 +3,8 @@
 //! Each bucket also keeps the exact minimum and maximum of the values that fell into it, so a
 //! quantile that lands in a bucket holding a single distinct value (a fixed price, a count of
 //! installments) is reported exactly; otherwise it is within `RELATIVE_ACCURACY` of the true
-//! order statistic. Counts add, minima and maxima combine exactly: merging is order-independent,
+//! order statistic (or within `ABSOLUTE_ACCURACY`, about 1e-9, for magnitudes below it).
+//! Counts add, minima and maxima combine exactly: merging is order-independent,
 //! so quantiles do not depend on threads or shards. Memory grows with the log of the value
 //! range, never with the number of values.
 
@@ -82,8 +83,28 @@ impl PartialEq for Store {
 }
 
 impl Store {
+    /// Adds `x` (of bucket `index`): the common case (an existing bucket) inline, growing
+    /// out of line.
     #[inline]
     fn add(&mut self, index: i32, x: f64) {
+        let k = index.wrapping_sub(self.offset) as u32 as usize;
+        match self.buckets.get_mut(k) {
+            Some(b) => {
+                b.count += 1;
+                if x < b.min {
+                    b.min = x;
+                }
+                if x > b.max {
+                    b.max = x;
+                }
+            }
+            None => self.grow_and_add(index, x),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow_and_add(&mut self, index: i32, x: f64) {
         if self.buckets.is_empty() {
             self.offset = index;
             self.buckets.push(EMPTY);
@@ -146,21 +167,27 @@ const _: () = assert!(
     (1.0 / BUCKETS_PER_OCTAVE as f64) <= 2.0 * RELATIVE_ACCURACY / (1.0 - RELATIVE_ACCURACY)
 );
 
+/// Magnitudes below this (2^-30, about 9.3e-10) share one bucket: such values are rounding
+/// noise of a difference (e.g. incremental life years of a patient whose arms end alike) and
+/// would otherwise spread over dozens of octaves. A quantile landing there is within this
+/// absolute error (and exact if the bucket holds one value).
+pub const ABSOLUTE_ACCURACY: f64 = 1.0 / (1u64 << 30) as f64;
+
+/// Index of the bucket of the magnitudes below [`ABSOLUTE_ACCURACY`].
+const LOWEST_INDEX: i32 = -30 * BUCKETS_PER_OCTAVE as i32;
+
 /// The bucket of a positive (or infinite) value `abs`; see [`BUCKETS_PER_OCTAVE`].
 #[inline]
 fn bucket_index(abs: f64) -> i32 {
+    if abs < ABSOLUTE_ACCURACY {
+        return LOWEST_INDEX;
+    }
+    // Normal (or infinite) here: ABSOLUTE_ACCURACY is far above the subnormals.
     let bits = abs.to_bits();
-    let biased = ((bits >> 52) & 0x7ff) as i64;
+    let exponent = ((bits >> 52) & 0x7ff) as i64 - 1023;
     let mantissa = bits & ((1u64 << 52) - 1);
-    let (exponent, mantissa) = if biased == 0 {
-        // Subnormal: normalise the mantissa.
-        let shift = mantissa.leading_zeros() as i64 - 11;
-        (-1022 - shift, (mantissa << shift) & ((1u64 << 52) - 1))
-    } else {
-        (biased - 1023, mantissa)
-    };
     let m = BUCKETS_PER_OCTAVE as u64;
-    let fraction = (mantissa * m).div_ceil(1u64 << 52) as i64;
+    let fraction = ((mantissa * m + ((1u64 << 52) - 1)) >> 52) as i64;
     (exponent * BUCKETS_PER_OCTAVE + fraction) as i32
 }
 
@@ -238,6 +265,9 @@ impl QuantileSketch {
         let estimate = |b: &Bucket, index: i32, sign: f64| -> f64 {
             if b.min == b.max {
                 return b.min;
+            }
+            if index == LOWEST_INDEX {
+                return 0.5 * (b.min + b.max);
             }
             let (lo, hi) = (bucket_upper(index - 1), bucket_upper(index));
             let mid = sign * 2.0 * lo * hi / (lo + hi);
@@ -318,7 +348,7 @@ mod tests {
             let want = exact_quantile(&sorted, p);
             let got = s.quantile(p).unwrap();
             assert!(
-                (got - want).abs() <= RELATIVE_ACCURACY * want.abs() + 1e-300,
+                (got - want).abs() <= RELATIVE_ACCURACY * want.abs() + ABSOLUTE_ACCURACY,
                 "p={p}: got {got}, want {want}"
             );
         }
@@ -328,18 +358,23 @@ mod tests {
     fn buckets_are_narrow_enough_and_cover_every_double() {
         // Every bucket's bounds are within the accuracy, and its values fall inside them.
         let gamma = (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY);
-        for k in [-268_000, -1000, -1, 0, 1, 249, 250, 251, 5_000, 255_999] {
+        for k in [-7_000, -1000, -1, 0, 1, 249, 250, 251, 5_000, 255_999] {
             let (lo, hi) = (bucket_upper(k - 1), bucket_upper(k));
             assert!(hi / lo <= gamma * (1.0 + 1e-15), "bucket {k}: {lo}..{hi}");
         }
-        // Subnormals (whose bucket bounds are not representable) map monotonically below
-        // the normal range.
-        let subnormal: Vec<i32> = (0..52)
-            .map(|b| bucket_index(f64::from_bits(1 << b)))
-            .collect();
-        assert!(subnormal.windows(2).all(|w| w[0] < w[1]));
-        assert!(subnormal[51] < bucket_index(f64::MIN_POSITIVE));
-        let mut x = f64::MIN_POSITIVE;
+        // Magnitudes below the absolute accuracy (subnormals included) share the lowest
+        // bucket; from there up, buckets are narrow.
+        for tiny in [
+            f64::from_bits(1),
+            f64::MIN_POSITIVE,
+            1e-12,
+            ABSOLUTE_ACCURACY * 0.99,
+        ] {
+            assert_eq!(bucket_index(tiny), LOWEST_INDEX);
+        }
+        assert_eq!(bucket_index(ABSOLUTE_ACCURACY), LOWEST_INDEX);
+        assert!(bucket_index(ABSOLUTE_ACCURACY * 1.01) > LOWEST_INDEX);
+        let mut x = ABSOLUTE_ACCURACY;
         while x.is_finite() {
             for y in [x, x * 1.0001, x * 1.37, x * 1.999_999] {
                 if !y.is_finite() {
@@ -358,6 +393,24 @@ mod tests {
         assert_eq!(bucket_index(1.0), 0);
         assert_eq!(bucket_index(2.0), 250);
         assert_eq!(bucket_index(f64::INFINITY), 256_000);
+        // Noise-level values: quantiles within the absolute accuracy.
+        let mut tiny = QuantileSketch::new();
+        for v in [3e-15, -2e-13, 4e-10, 1e-12, 5.0] {
+            tiny.add(v);
+        }
+        for (p, want) in [
+            (0.2, -2e-13),
+            (0.4, 3e-15),
+            (0.6, 1e-12),
+            (0.8, 4e-10),
+            (1.0, 5.0),
+        ] {
+            let got = tiny.quantile(p).unwrap();
+            assert!(
+                (got - want).abs() <= ABSOLUTE_ACCURACY,
+                "p={p}: {got} vs {want}"
+            );
+        }
         // Extreme values never overflow the store's index arithmetic.
         let mut s = QuantileSketch::new();
         for v in [f64::MAX, f64::from_bits(1), -f64::MAX, 1.0, f64::INFINITY] {
