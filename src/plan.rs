@@ -228,7 +228,7 @@ impl Plan {
                 if *whole {
                     let all: Vec<u64> = (0..blocks(&r.model)).collect();
                     let tally = run_blocks(&r.model, r.stream_draw, &all, progress, cancel)?;
-                    let results = Results::from_tally(&r.model, &tally);
+                    let results = Results::summary_from_tally(&r.model, &tally);
                     Ok(UnitResult::Draw {
                         run: *run,
                         summary: results.summary,

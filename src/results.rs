@@ -237,6 +237,16 @@ pub struct Results {
 impl Results {
     /// Computes every table from a finished tally.
     pub fn from_tally(model: &Model, tally: &Tally) -> Results {
+        Self::build(model, tally, true)
+    }
+
+    /// Only the summary (without quantiles.csv's distributions) and incremental tables: what
+    /// a PSA draw keeps. The other tables are left empty.
+    pub fn summary_from_tally(model: &Model, tally: &Tally) -> Results {
+        Self::build(model, tally, false)
+    }
+
+    fn build(model: &Model, tally: &Tally, full: bool) -> Results {
         let layout = tally.layout();
         let n = tally.moments.count();
         let row = |arm: &str, contract: &str, metric: &str, slot: usize| {
@@ -259,7 +269,7 @@ impl Results {
         let mut summary = Vec::new();
         let mut quantiles = Vec::new();
         let mut distribution = |arm: &str, contract: &str, metric: &str, slot: usize| {
-            if !DISTRIBUTION_METRICS.contains(&metric) {
+            if !full || !DISTRIBUTION_METRICS.contains(&metric) {
                 return;
             }
             let ps: Vec<f64> = (0..=100).map(|k| k as f64 / 100.0).collect();
@@ -339,6 +349,18 @@ impl Results {
             }
         }
 
+        if !full {
+            return Results {
+                summary,
+                incremental,
+                cashflow: Vec::new(),
+                occupancy: Vec::new(),
+                quantiles: Vec::new(),
+                budget: Vec::new(),
+                risk: Vec::new(),
+                prices: Vec::new(),
+            };
+        }
         let mut cashflow = Vec::new();
         let years = model.sim.years();
         let fs = FlowSeries::new(model);

@@ -615,7 +615,12 @@ fn first_point_at_or_after(t: f64, step: f64) -> usize {
     if t <= 0.0 {
         return 0;
     }
-    let mut j = (t / step).ceil() as usize;
+    // ceil(t / step) by truncation (t > 0; no libm call); the loops below make it exact.
+    let q = t / step;
+    let mut j = q as usize;
+    if (j as f64) < q {
+        j += 1;
+    }
     while j > 0 && (j - 1) as f64 * step >= t {
         j -= 1;
     }
