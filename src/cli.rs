@@ -1122,7 +1122,7 @@ fn check_outcome(outcome: &crate::plan::Outcome) -> Result<(), Failure> {
             if problem.is_none() {
                 problem = d
                     .results
-                    .check_finite()
+                    .check_finite_draw()
                     .err()
                     .map(|e| format!("PSA draw {}: {e}", d.draw));
             }

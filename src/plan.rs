@@ -7,7 +7,7 @@
 //! the units whose index is i modulo N. Unit results merge exactly, so a run split into
 //! shards and merged gives byte-identical tables.
 
-use crate::engine::{blocks, run_blocks, RunError, Tally};
+use crate::engine::{blocks, run_blocks, run_blocks_keeping, RunError, Statistics, Tally};
 use crate::model::Model;
 use crate::psa::analysis::{model_for, strategies, wtp_grid, DrawResult, PsaError, PsaResults};
 use crate::psa::Uncertainty;
@@ -227,7 +227,15 @@ impl Plan {
                 let r = &self.runs[*run];
                 if *whole {
                     let all: Vec<u64> = (0..blocks(&r.model)).collect();
-                    let tally = run_blocks(&r.model, r.stream_draw, &all, progress, cancel)?;
+                    // A draw reports means only: no quantile sketches.
+                    let tally = run_blocks_keeping(
+                        &r.model,
+                        r.stream_draw,
+                        &all,
+                        Statistics::WithoutSketches,
+                        progress,
+                        cancel,
+                    )?;
                     let results = Results::summary_from_tally(&r.model, &tally);
                     Ok(UnitResult::Draw {
                         run: *run,

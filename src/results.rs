@@ -241,7 +241,8 @@ impl Results {
     }
 
     /// Only the summary (without quantiles.csv's distributions) and incremental tables: what
-    /// a PSA draw keeps. The other tables are left empty.
+    /// a PSA draw keeps. The other tables are left empty; the summary's quantiles are NaN
+    /// when the tally kept no sketches ([`Tally::without_sketches`]).
     pub fn summary_from_tally(model: &Model, tally: &Tally) -> Results {
         Self::build(model, tally, false)
     }
@@ -435,9 +436,20 @@ impl Results {
     /// difference is the one documented exception: it is written empty with a note).
     /// Returns a message naming the first offending table and row.
     pub fn check_finite(&self) -> Result<(), String> {
+        self.check_finite_keeping(true)
+    }
+
+    /// [`Results::check_finite`] for a PSA draw's tables, whose summary has no quantiles
+    /// (see [`Results::summary_from_tally`]).
+    pub fn check_finite_draw(&self) -> Result<(), String> {
+        self.check_finite_keeping(false)
+    }
+
+    fn check_finite_keeping(&self, quantiles: bool) -> Result<(), String> {
         let bad =
             |table: &str, what: String| Err(format!("{table}: {what} is not a finite number"));
         for r in &self.summary {
+            let checked = if quantiles { 6 } else { 3 };
             for (name, v) in [
                 ("mean", r.mean),
                 ("mcse", r.mcse),
@@ -445,7 +457,10 @@ impl Results {
                 ("p025", r.p025),
                 ("p50", r.p50),
                 ("p975", r.p975),
-            ] {
+            ]
+            .into_iter()
+            .take(checked)
+            {
                 if !v.is_finite() {
                     return bad(
                         "summary.csv",

@@ -57,6 +57,15 @@ pub fn run_draw(
     )
 }
 
+/// What a run's tallies keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Statistics {
+    /// Everything: moments, quantile sketches, cash flows, occupancy.
+    Full,
+    /// No quantile sketches (a PSA draw: only means and their errors are reported).
+    WithoutSketches,
+}
+
 /// Simulates the given fixed blocks of draw `draw` (a shard's share of the work). Merging
 /// the tallies of disjoint block sets that cover all blocks gives exactly [`run_draw`]'s tally.
 pub fn run_blocks(
@@ -66,6 +75,22 @@ pub fn run_blocks(
     progress: &(dyn Fn(u64) + Sync),
     cancel: &AtomicBool,
 ) -> Result<Tally, RunError> {
+    run_blocks_keeping(model, draw, block_ids, Statistics::Full, progress, cancel)
+}
+
+/// [`run_blocks`], keeping `statistics`.
+pub fn run_blocks_keeping(
+    model: &Model,
+    draw: u64,
+    block_ids: &[u64],
+    statistics: Statistics,
+    progress: &(dyn Fn(u64) + Sync),
+    cancel: &AtomicBool,
+) -> Result<Tally, RunError> {
+    let empty = |shift: Vec<f64>| match statistics {
+        Statistics::Full => Tally::new(model, shift),
+        Statistics::WithoutSketches => Tally::without_sketches(model, shift),
+    };
     let n = model.sim.patients;
     let shift = tally::reference_values(model, draw);
     let expected: u64 = block_ids
@@ -76,7 +101,7 @@ pub fn run_blocks(
         .par_iter()
         .copied()
         .fold(
-            || (Tally::new(model, shift.clone()), PatientRecord::new(model)),
+            || (empty(shift.clone()), PatientRecord::new(model)),
             |(mut tally, mut rec), b| {
                 if cancel.load(Ordering::Relaxed) {
                     return (tally, rec);
@@ -94,9 +119,42 @@ pub fn run_blocks(
         )
         .map(|(tally, _)| tally)
         .reduce_with(Tally::merge)
-        .unwrap_or_else(|| Tally::new(model, shift));
+        .unwrap_or_else(|| empty(shift));
     if cancel.load(Ordering::Relaxed) || result.moments.count() != expected {
         return Err(RunError::Cancelled);
     }
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::ReferenceModel;
+
+    /// A tally without sketches holds exactly the same moments, flows and occupancy as a full
+    /// one, and empty sketches.
+    #[test]
+    fn tallies_without_sketches_keep_everything_else() {
+        let model = ReferenceModel::find("a").unwrap().model(3_000).unwrap();
+        let cancel = AtomicBool::new(false);
+        let blocks: Vec<u64> = (0..blocks(&model)).collect();
+        let run = |s| run_blocks_keeping(&model, 0, &blocks, s, &|_| {}, &cancel).unwrap();
+        let full = run(Statistics::Full);
+        let lean = run(Statistics::WithoutSketches);
+        assert_eq!(
+            serde_json::to_value(&full.moments).unwrap(),
+            serde_json::to_value(&lean.moments).unwrap()
+        );
+        assert_eq!(
+            serde_json::to_value(&full.flows).unwrap(),
+            serde_json::to_value(&lean.flows).unwrap()
+        );
+        for a in 0..model.arms.len() {
+            for s in 0..model.arms[a].states.len() {
+                assert_eq!(full.occupancy_series(a, s), lean.occupancy_series(a, s));
+            }
+        }
+        assert!(lean.sketches.iter().all(|k| k.count() == 0));
+        assert!(full.sketch(0).count() == 3_000);
+    }
 }

@@ -496,6 +496,16 @@ impl Tally {
         }
     }
 
+    /// An empty tally that keeps no quantile sketches (moments, cash flows and occupancy
+    /// only): what a PSA draw needs, whose quantiles are never reported. Its
+    /// [`Tally::sketch`]es stay empty.
+    pub fn without_sketches(model: &Model, shift: Vec<f64>) -> Self {
+        let mut t = Self::new(model, shift);
+        t.pending = Vec::new();
+        t.sketched = Vec::new();
+        t
+    }
+
     /// The slot layout.
     pub fn layout(&self) -> &Layout {
         &self.layout
@@ -517,13 +527,15 @@ impl Tally {
                 cs.record(model, rec, r, u);
             }
         }
-        if self.pending.len() == self.pending_patients * self.values.len() {
-            self.flush_sketches();
+        if !self.pending.is_empty() {
+            if self.pending.len() == self.pending_patients * self.values.len() {
+                self.flush_sketches();
+            }
+            let slots = self.values.len();
+            let i = self.pending_patients;
+            self.pending[i * slots..(i + 1) * slots].copy_from_slice(&self.values);
+            self.pending_patients += 1;
         }
-        let slots = self.values.len();
-        let i = self.pending_patients;
-        self.pending[i * slots..(i + 1) * slots].copy_from_slice(&self.values);
-        self.pending_patients += 1;
         let step = model.sim.occupancy_step;
         for (a, h) in rec.histories.iter().enumerate() {
             let diff = &mut self.occupancy_diff[a];
