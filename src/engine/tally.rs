@@ -439,8 +439,9 @@ pub struct Tally {
     values: Vec<f64>,
     #[serde(skip)]
     totals: Vec<ArmTotals>,
-    /// The open block's values (patient-major), added to the sketches one slot at a time
-    /// when the block closes: each sketch's buckets then stay in cache while its values go in.
+    /// The values of the patients not yet in the sketches (slot-major, [`BLOCK`] rows per
+    /// slot), added one sketch at a time: each sketch's buckets then stay in cache while its
+    /// values go in.
     #[serde(skip)]
     pending: Vec<f64>,
     #[serde(skip)]
@@ -531,9 +532,12 @@ impl Tally {
             if self.pending.len() == self.pending_patients * self.values.len() {
                 self.flush_sketches();
             }
-            let slots = self.values.len();
+            // Slot-major: slot s of the i-th pending patient at s·rows + i.
+            let rows = self.pending.len() / self.values.len();
             let i = self.pending_patients;
-            self.pending[i * slots..(i + 1) * slots].copy_from_slice(&self.values);
+            for (column, &v) in self.pending.chunks_exact_mut(rows).zip(&self.values) {
+                column[i] = v;
+            }
             self.pending_patients += 1;
         }
         let step = model.sim.occupancy_step;
@@ -570,15 +574,13 @@ impl Tally {
     /// Adds the pending values to the sketches, one slot at a time.
     fn flush_sketches(&mut self) {
         let n = self.pending_patients;
-        let slots = self.values.len();
-        // Eight slots at a time: the block's values are read once, and only eight sketches'
-        // buckets are in use at a time. Slots that always equal another slot (see
-        // [`Layout::sketch_of`]) are not sketched twice.
-        for group in self.sketched.chunks(8) {
-            for row in self.pending[..n * slots].chunks_exact(slots) {
-                for &s in group {
-                    self.sketches[s].add(row[s]);
-                }
+        let rows = self.pending.len() / self.values.len();
+        // One sketch at a time (its buckets stay in cache); slots that always equal another
+        // slot (see [`Layout::sketch_of`]) are not sketched twice.
+        for &s in &self.sketched {
+            let sketch = &mut self.sketches[s];
+            for &v in &self.pending[s * rows..s * rows + n] {
+                sketch.add(v);
             }
         }
         self.pending_patients = 0;
