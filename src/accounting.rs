@@ -45,9 +45,10 @@ impl Discounter {
     /// Discount factor d(t).
     #[inline]
     pub fn factor(&self, t: f64) -> f64 {
-        let k = t as usize;
-        if k < WHOLE_YEARS && k as f64 == t {
-            self.whole_years[k]
+        // An i32 cast is cheaper than a usize one (saturating either way).
+        let k = t as i32;
+        if (0..WHOLE_YEARS as i32).contains(&k) && k as f64 == t {
+            self.whole_years[k as usize]
         } else if self.delta == 0.0 {
             1.0
         } else {
@@ -153,7 +154,8 @@ impl YearFlows<'_> {
 /// `floor`: t is never negative here.
 #[inline]
 fn year_of(t: f64, last: usize) -> usize {
-    (t.max(0.0) as usize).min(last)
+    // An i32 cast (saturating) is cheaper than a usize one; negative times fall into year 0.
+    (t as i32).clamp(0, last.min(i32::MAX as usize) as i32) as usize
 }
 
 /// d(y) at the start of each of `years` years.
