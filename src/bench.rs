@@ -324,6 +324,11 @@ pub fn bench_model(
 
 /// The human-readable table of one report.
 pub fn render(r: &BenchReport) -> String {
+    let threads = if r.threads == 1 {
+        "1 thread".to_string()
+    } else {
+        format!("{} threads", r.threads)
+    };
     let mut s = String::new();
     s.push_str(&format!(
         "model ({}) {}\n  {} patients, {:.0} streams and {:.1} random numbers per patient, best of {}\n",
@@ -335,10 +340,7 @@ pub fn render(r: &BenchReport) -> String {
     ));
     s.push_str(&format!(
         "  {:<26} {:>27} {:>27} {:>11}\n",
-        "",
-        "1 thread",
-        format!("{} threads", r.threads),
-        "efficiency"
+        "", "1 thread", threads, "efficiency"
     ));
     for (label, t) in [
         ("floor (random numbers)", &r.floor),
@@ -356,10 +358,10 @@ pub fn render(r: &BenchReport) -> String {
         ));
     }
     s.push_str(&format!(
-        "  engine / floor: {:.2}x on 1 thread, {:.2}x on {} threads; trajectories + contracts / floor: {:.2}x\n",
+        "  engine / floor: {:.2}x on 1 thread, {:.2}x on {}; trajectories + contracts / floor: {:.2}x\n",
         r.engine_over_floor_1_thread,
         r.engine_over_floor_parallel,
-        r.threads,
+        threads,
         r.trajectories_over_floor_1_thread
     ));
     s
