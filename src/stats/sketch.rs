@@ -56,9 +56,8 @@ impl From<SparseStore> for Store {
     fn from(s: SparseStore) -> Self {
         let mut store = Store::default();
         for (index, count, min, max) in s.0 {
-            store.add(index, min);
+            store.add(index, min, count);
             let b = &mut store.buckets[(index - store.offset) as usize];
-            b.count += count - 1;
             b.max = b.max.max(max);
         }
         store
@@ -86,11 +85,11 @@ impl Store {
     /// Adds `x` (of bucket `index`): the common case (an existing bucket) inline, growing
     /// out of line.
     #[inline]
-    fn add(&mut self, index: i32, x: f64) {
+    fn add(&mut self, index: i32, x: f64, n: u64) {
         let k = index.wrapping_sub(self.offset) as u32 as usize;
         match self.buckets.get_mut(k) {
             Some(b) => {
-                b.count += 1;
+                b.count += n;
                 if x < b.min {
                     b.min = x;
                 }
@@ -98,13 +97,13 @@ impl Store {
                     b.max = x;
                 }
             }
-            None => self.grow_and_add(index, x),
+            None => self.grow_and_add(index, x, n),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn grow_and_add(&mut self, index: i32, x: f64) {
+    fn grow_and_add(&mut self, index: i32, x: f64, n: u64) {
         if self.buckets.is_empty() {
             self.offset = index;
             self.buckets.push(EMPTY);
@@ -119,7 +118,7 @@ impl Store {
             self.buckets.resize(new_len, EMPTY);
         }
         let b = &mut self.buckets[(index - self.offset) as usize];
-        b.count += 1;
+        b.count += n;
         b.min = b.min.min(x);
         b.max = b.max.max(x);
     }
@@ -131,9 +130,8 @@ impl Store {
             }
             let index = other.offset + k as i32;
             // Make room, then combine.
-            self.add(index, b.min);
+            self.add(index, b.min, b.count);
             let mine = &mut self.buckets[(index - self.offset) as usize];
-            mine.count += b.count - 1;
             mine.max = mine.max.max(b.max);
         }
     }
@@ -220,13 +218,18 @@ impl QuantileSketch {
     /// Adds one finite value.
     #[inline]
     pub fn add(&mut self, x: f64) {
-        self.count += 1;
+        self.add_copies(x, 1);
+    }
+
+    #[inline]
+    fn add_copies(&mut self, x: f64, n: u64) {
+        self.count += n;
         if x == 0.0 {
-            self.zero += 1;
+            self.zero += n;
         } else if x > 0.0 {
-            self.positive.add(bucket_index(x), x);
+            self.positive.add(bucket_index(x), x, n);
         } else {
-            self.negative.add(bucket_index(-x), x);
+            self.negative.add(bucket_index(-x), x, n);
         }
     }
 
@@ -453,6 +456,14 @@ mod tests {
             assert_eq!(Some(got), s.quantile(*p));
         }
         assert_eq!(QuantileSketch::new().quantiles(&[0.5]), vec![None]);
+    }
+
+    #[test]
+    fn a_damaged_zero_count_bucket_does_not_panic() {
+        let json =
+            r#"{"count":1,"zero":0,"positive":[[5,0,1.0,1.0],[250,1,2.0,2.0]],"negative":[]}"#;
+        let s: QuantileSketch = serde_json::from_str(json).unwrap();
+        assert_eq!(s.quantile(0.5), Some(2.0));
     }
 
     #[test]
