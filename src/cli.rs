@@ -456,6 +456,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
             obasim_version: env!("CARGO_PKG_VERSION").to_string(),
             scenario_file: source.display_name.clone(),
             scenario_sha256: source.sha256(),
+            data_sha256: plan.runs[0].model.data_sha256.clone(),
             scenario_text: source.text.clone(),
             base_dir: source.base_dir().map(|d| {
                 std::fs::canonicalize(d)
@@ -586,6 +587,7 @@ fn write_outputs(
         scenario_name: model.name.clone(),
         scenario_file: source.display_name.clone(),
         scenario_sha256: source.sha256(),
+        data_sha256: model.data_sha256.clone(),
         seed: model.sim.seed,
         patients: model.sim.patients,
         draws: plan.draws,
@@ -993,6 +995,12 @@ fn merge(args: MergeArgs) -> Result<(), Failure> {
         patients: first.patients,
     };
     let plan = plan_for(&source, ov, Some(first.draws), first.tornado, true, true)?;
+    if plan.runs[0].model.data_sha256 != first.data_sha256 {
+        return Err(Failure::BadInput(format!(
+            "error: the data files the scenario reads (its life table) changed since the shards ran: their SHA-256 is now {}, the shards were run with {}. Rerun the shards, or restore the data files.",
+            plan.runs[0].model.data_sha256, first.data_sha256
+        )));
+    }
     if plan.units().len() != first.units_total {
         return Err(Failure::BadInput(format!(
             "error: the shards describe {} work units but the scenario now gives {}: the data files or obasim changed since the shards ran",

@@ -34,6 +34,8 @@ pub struct Manifest {
     pub scenario_file: String,
     /// SHA-256 of the scenario file.
     pub scenario_sha256: String,
+    /// SHA-256 of the data files the scenario read (its life table).
+    pub data_sha256: String,
     /// Seed.
     pub seed: u64,
     /// Number of patients (per draw).

@@ -1119,11 +1119,12 @@ fn figures_section(h: &mut String, run: &RunData, plots: &[Plot]) -> Result<(), 
 fn manifest_section(h: &mut String, run: &RunData) {
     h.push_str("<section id=\"manifest\">\n<h2>6. Run manifest</h2>\n");
     h.push_str("<div class=\"scroll\"><table class=\"kv\"><tbody>\n");
-    let labels: [(&str, &str); 13] = [
+    let labels: [(&str, &str); 14] = [
         ("obasim_version", "obasim version"),
         ("scenario_name", "Scenario name"),
         ("scenario_file", "Scenario file"),
         ("scenario_sha256", "Scenario SHA-256"),
+        ("data_sha256", "Data files SHA-256"),
         ("seed", "Seed"),
         ("patients", "Patients per arm"),
         ("block_size", "Block size"),
@@ -1170,7 +1171,10 @@ fn manifest_section(h: &mut String, run: &RunData) {
             (_, Value::String(s)) => s.clone(),
             (_, other) => value_text(other),
         };
-        let html = if matches!(key, "command_line" | "scenario_sha256" | "scenario_file") {
+        let html = if matches!(
+            key,
+            "command_line" | "scenario_sha256" | "data_sha256" | "scenario_file"
+        ) {
             format!("<code>{}</code>", esc(&text))
         } else {
             esc(&text)

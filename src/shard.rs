@@ -22,6 +22,9 @@ pub struct ShardFile {
     pub scenario_file: String,
     /// SHA-256 of the scenario text.
     pub scenario_sha256: String,
+    /// SHA-256 of the data files the scenario read (see `model::build::data_digest`).
+    #[serde(default)]
+    pub data_sha256: String,
     /// The scenario text (the merge rebuilds the model from it).
     pub scenario_text: String,
     /// Directory its data files are read from (none: the embedded example).
@@ -92,6 +95,7 @@ pub fn read_shards(dirs: &[PathBuf]) -> Result<Vec<ShardFile>, String> {
             s.format,
             s.obasim_version.clone(),
             s.scenario_sha256.clone(),
+            s.data_sha256.clone(),
             s.seed,
             s.patients,
             s.draws,
@@ -106,6 +110,8 @@ pub fn read_shards(dirs: &[PathBuf]) -> Result<Vec<ShardFile>, String> {
         if key(s) != k0 {
             let what = if s.scenario_sha256 != first.scenario_sha256 {
                 "another scenario (its SHA-256 differs)".to_string()
+            } else if s.data_sha256 != first.data_sha256 {
+                "other data files (the life table's SHA-256 differs)".to_string()
             } else if s.obasim_version != first.obasim_version {
                 format!(
                     "another obasim version ({} vs {})",

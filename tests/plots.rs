@@ -24,6 +24,7 @@ fn run_dir(source: &Source) -> tempfile::TempDir {
         scenario_name: model.name.clone(),
         scenario_file: source.display_name.clone(),
         scenario_sha256: source.sha256(),
+        data_sha256: model.data_sha256.clone(),
         seed: model.sim.seed,
         patients: model.sim.patients,
         draws: 0,

@@ -99,6 +99,50 @@ fn three_shards_merge_byte_identical_and_bad_sets_are_refused() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("shard 7 of 3"));
     assert!(!bad.exists());
+    // The life table changed after the shards ran: the merge refuses (the scenario text is
+    // the same, only the data file differs).
+    let table = tmp.path().join("data/lifetable_usa_2015_mx.csv");
+    let original = std::fs::read_to_string(&table).unwrap();
+    // Female mortality at age 40 doubled.
+    let edited = original.replace("\n2015,40,", "\n2015,40,2*");
+    let edited = edited
+        .lines()
+        .map(|l| match l.strip_prefix("2015,40,2*") {
+            Some(rest) => {
+                let (female, others) = rest.split_once(',').unwrap();
+                format!("2015,40,{},{others}", 2.0 * female.parse::<f64>().unwrap())
+            }
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(edited.trim_end(), original.trim_end());
+    std::fs::write(&table, edited + "\n").unwrap();
+    let o = obasim(
+        &["merge", "--out"],
+        &[&bad, &shards[0], &shards[1], &shards[2]],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("data files"));
+    assert!(!bad.exists());
+    // A shard run on the changed table does not merge with the others.
+    let changed = tmp.path().join("changed");
+    let mut args = vec!["run", "--shard", "1/3"];
+    args.extend(common);
+    args.push("--out");
+    assert!(obasim(&args, &[&changed, &file]).status.success());
+    let o = obasim(
+        &["merge", "--out"],
+        &[&bad, &shards[0], &changed, &shards[2]],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("other data files"));
+    std::fs::write(&table, original).unwrap();
     // The complete set: byte-identical tables.
     let merged = tmp.path().join("merged");
     let o = obasim(

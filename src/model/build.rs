@@ -209,28 +209,35 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
         }
     };
     let lt = &p.life_table;
+    let mut data_sha256 = String::new();
     let life_table = match source.read_data(&lt.file) {
         Err(e) => {
             ck.error("population.life_table.file", e);
             None
         }
-        Ok((shown, text)) => match LifeTable::from_csv(
-            &text,
-            lt.measure,
-            (&lt.age_column, &lt.female_column, &lt.male_column),
-        ) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                ck.errors.push(Diagnostic {
-                    file: shown,
-                    line: None,
-                    column: None,
-                    field: String::new(),
-                    message: format!("{e} (life table referenced by population.life_table.file)"),
-                });
-                None
+        Ok((shown, text)) => {
+            data_sha256 = data_digest(&[(&lt.file, &text)]);
+            let columns = (
+                lt.age_column.as_str(),
+                lt.female_column.as_str(),
+                lt.male_column.as_str(),
+            );
+            match LifeTable::from_csv(&text, lt.measure, columns) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    ck.errors.push(Diagnostic {
+                        file: shown,
+                        line: None,
+                        column: None,
+                        field: String::new(),
+                        message: format!(
+                            "{e} (life table referenced by population.life_table.file)"
+                        ),
+                    });
+                    None
+                }
             }
-        },
+        }
     };
     let mut max_age = p.max_age.unwrap_or(f64::NAN);
     if let Some(t) = &life_table {
@@ -637,6 +644,7 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
         });
     }
     Ok(Model {
+        data_sha256,
         name: sc.metadata.name.clone(),
         description: sc.metadata.description.clone(),
         currency: sc.metadata.currency.clone(),
@@ -1219,4 +1227,19 @@ pub fn load(source: &Source) -> Result<(Scenario, Model), ScenarioError> {
     let sc = source.parse()?;
     let model = compile(source, &sc)?;
     Ok((sc, model))
+}
+
+/// SHA-256 (hex) of the data files a scenario reads, each as its name as written in the
+/// scenario and its content: what shards and manifests record so that results are tied to
+/// the exact data.
+pub fn data_digest(files: &[(&str, &str)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (name, text) in files {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(text.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -21,6 +21,9 @@ use population::AgeModel;
 /// A ready-to-run model.
 #[derive(Clone, Debug)]
 pub struct Model {
+    /// SHA-256 of the data files the scenario read (life table), see
+    /// [`build::data_digest`].
+    pub data_sha256: String,
     /// Scenario name.
     pub name: String,
     /// Scenario description.
