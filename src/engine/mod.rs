@@ -12,6 +12,7 @@ use crate::model::Model;
 use rayon::prelude::*;
 pub use simulate::PatientRecord;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 pub use tally::{Layout, Tally};
 
 /// Patients per fixed block (the unit of work and of exact reduction).
@@ -97,28 +98,35 @@ pub fn run_blocks_keeping(
         .iter()
         .map(|&b| (b * BLOCK_SIZE + BLOCK_SIZE).min(n) - b * BLOCK_SIZE)
         .sum();
-    let result = block_ids
-        .par_iter()
-        .copied()
-        .fold(
-            || (empty(shift.clone()), PatientRecord::new(model)),
-            |(mut tally, mut rec), b| {
-                if cancel.load(Ordering::Relaxed) {
-                    return (tally, rec);
-                }
-                let start = b * BLOCK_SIZE;
-                let end = (start + BLOCK_SIZE).min(n);
-                for i in start..end {
-                    rec.simulate(model, draw, i);
-                    tally.record(model, &rec);
-                }
-                tally.end_block();
-                progress(end - start);
-                (tally, rec)
-            },
-        )
+    // One accumulator per worker thread (not per rayon split): a fresh tally's sketches
+    // grow from nothing and every extra tally costs a merge. A worker holds its slot's lock
+    // only while it simulates one block (no rayon call inside), so the locks are never
+    // contended. Merging is exact, so the order of the slots does not matter.
+    let workers = rayon::current_num_threads().max(1);
+    let slots: Vec<Mutex<Option<(Tally, PatientRecord)>>> =
+        (0..workers).map(|_| Mutex::new(None)).collect();
+    block_ids.par_iter().for_each(|&b| {
+        if cancel.load(Ordering::Relaxed) {
+            return;
+        }
+        let worker = rayon::current_thread_index().unwrap_or(0) % workers;
+        let mut slot = slots[worker].lock().unwrap_or_else(|e| e.into_inner());
+        let (tally, rec) =
+            slot.get_or_insert_with(|| (empty(shift.clone()), PatientRecord::new(model)));
+        let start = b * BLOCK_SIZE;
+        let end = (start + BLOCK_SIZE).min(n);
+        for i in start..end {
+            rec.simulate(model, draw, i);
+            tally.record(model, rec);
+        }
+        tally.end_block();
+        progress(end - start);
+    });
+    let result = slots
+        .into_iter()
+        .filter_map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner()))
         .map(|(tally, _)| tally)
-        .reduce_with(Tally::merge)
+        .reduce(Tally::merge)
         .unwrap_or_else(|| empty(shift));
     if cancel.load(Ordering::Relaxed) || result.moments.count() != expected {
         return Err(RunError::Cancelled);
