@@ -439,8 +439,8 @@ pub struct Tally {
     values: Vec<f64>,
     #[serde(skip)]
     totals: Vec<ArmTotals>,
-    /// The values of the patients not yet in the sketches (slot-major, [`BLOCK`] rows per
-    /// slot), added one sketch at a time: each sketch's buckets then stay in cache while its
+    /// The values of the patients not yet in the sketches (patient-major, up to [`BLOCK`]
+    /// rows), added one sketch at a time: each sketch's buckets then stay in cache while its
     /// values go in.
     #[serde(skip)]
     pending: Vec<f64>,
@@ -532,12 +532,10 @@ impl Tally {
             if self.pending.len() == self.pending_patients * self.values.len() {
                 self.flush_sketches();
             }
-            // Slot-major: slot s of the i-th pending patient at s·rows + i.
-            let rows = self.pending.len() / self.values.len();
+            // Patient-major: the i-th pending patient's values at i·slots.
+            let slots = self.values.len();
             let i = self.pending_patients;
-            for (column, &v) in self.pending.chunks_exact_mut(rows).zip(&self.values) {
-                column[i] = v;
-            }
+            self.pending[i * slots..(i + 1) * slots].copy_from_slice(&self.values);
             self.pending_patients += 1;
         }
         let step = model.sim.occupancy_step;
@@ -574,12 +572,13 @@ impl Tally {
     /// Adds the pending values to the sketches, one slot at a time.
     fn flush_sketches(&mut self) {
         let n = self.pending_patients;
-        let rows = self.pending.len() / self.values.len();
-        // One sketch at a time (its buckets stay in cache); slots that always equal another
-        // slot (see [`Layout::sketch_of`]) are not sketched twice.
+        let slots = self.values.len();
+        // One sketch at a time (its buckets stay in cache), reading its column of the
+        // pending rows; slots that always equal another slot (see [`Layout::sketch_of`]) are
+        // not sketched twice.
         for &s in &self.sketched {
             let sketch = &mut self.sketches[s];
-            for &v in &self.pending[s * rows..s * rows + n] {
+            for &v in self.pending[s..n * slots].iter().step_by(slots) {
                 sketch.add(v);
             }
         }
