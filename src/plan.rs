@@ -270,18 +270,7 @@ impl Plan {
                     run,
                     summary,
                     incremental,
-                } => {
-                    draws[run] = Some(Results {
-                        summary,
-                        incremental,
-                        cashflow: Vec::new(),
-                        occupancy: Vec::new(),
-                        quantiles: Vec::new(),
-                        budget: Vec::new(),
-                        risk: Vec::new(),
-                        prices: Vec::new(),
-                    })
-                }
+                } => draws[run] = Some(Results::with_summary(summary, incremental)),
             }
         }
         let results_of = |run: usize| -> Result<Results, PsaError> {

@@ -247,6 +247,21 @@ impl Results {
         Self::build(model, tally, false)
     }
 
+    /// Results holding only a summary and incremental table (a PSA draw's), the other
+    /// tables empty.
+    pub fn with_summary(summary: Vec<SummaryRow>, incremental: Vec<IncrementalRow>) -> Results {
+        Results {
+            summary,
+            incremental,
+            cashflow: Vec::new(),
+            occupancy: Vec::new(),
+            quantiles: Vec::new(),
+            budget: Vec::new(),
+            risk: Vec::new(),
+            prices: Vec::new(),
+        }
+    }
+
     fn build(model: &Model, tally: &Tally, full: bool) -> Results {
         let layout = tally.layout();
         let n = tally.moments.count();
@@ -351,16 +366,7 @@ impl Results {
         }
 
         if !full {
-            return Results {
-                summary,
-                incremental,
-                cashflow: Vec::new(),
-                occupancy: Vec::new(),
-                quantiles: Vec::new(),
-                budget: Vec::new(),
-                risk: Vec::new(),
-                prices: Vec::new(),
-            };
+            return Results::with_summary(summary, incremental);
         }
         let mut cashflow = Vec::new();
         let years = model.sim.years();
