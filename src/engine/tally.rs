@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// Patients whose values wait for the sketches (a quarter of a block: the buffer stays in
 /// the core's cache; the sketches do not depend on when values are flushed into them).
-const BLOCK: usize = super::BLOCK_SIZE as usize / 4;
+const PENDING_ROWS: usize = super::BLOCK_SIZE as usize / 4;
 
 /// Per-arm metrics (one slot each per arm).
 pub const ARM_METRICS: [&str; 6] = [
@@ -439,7 +439,7 @@ pub struct Tally {
     values: Vec<f64>,
     #[serde(skip)]
     totals: Vec<ArmTotals>,
-    /// The values of the patients not yet in the sketches (patient-major, up to [`BLOCK`]
+    /// The values of the patients not yet in the sketches (patient-major, up to [`PENDING_ROWS`]
     /// rows), added one sketch at a time: each sketch's buckets then stay in cache while its
     /// values go in.
     #[serde(skip)]
@@ -473,7 +473,7 @@ impl Tally {
         Self {
             values: vec![0.0; slots],
             totals: Vec::with_capacity(model.arms.len()),
-            pending: vec![0.0; slots * BLOCK.min(model.sim.patients as usize)],
+            pending: vec![0.0; slots * PENDING_ROWS.min(model.sim.patients as usize)],
             pending_patients: 0,
             sketched: (0..slots).filter(|&s| layout.sketch_of(s) == s).collect(),
             moments: MomentSet::new(shift, pairs),
