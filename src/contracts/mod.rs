@@ -305,8 +305,12 @@ impl ContractTerms {
                 *net += amount;
             }
         };
-        let in_horizon = self.schedule.partition_point(|i| i.time <= h.horizon);
-        let schedule = &self.schedule[..in_horizon];
+        let schedule = match self.schedule.last() {
+            Some(last) if last.time > h.horizon => {
+                &self.schedule[..self.schedule.partition_point(|i| i.time <= h.horizon)]
+            }
+            _ => &self.schedule[..],
+        };
         for (k, inst) in schedule.iter().enumerate() {
             scheduled_due += inst.fraction * price;
             if paid_by == PaidBy::ThisPayer && ctx.churn_time <= inst.time && self.stop_on_churn {
@@ -363,7 +367,8 @@ impl ContractTerms {
                 PaymentKind::Scheduled,
             );
         }
-        let paid_schedule: f64 = out[first_out..].iter().map(|p| p.amount).sum();
+        // Everything paid so far (`net` sums the payments made, in order).
+        let paid_schedule = net;
         // Rounding (e.g. an accelerated balance summed differently from the instalments it
         // replaces) is not a withheld amount.
         let withheld = scheduled_due - paid_schedule;

@@ -436,12 +436,11 @@ fn admin_costs_manufacturer(model: &Model, rec: &PatientRecord, c: usize) -> f64
 pub struct Tally {
     layout: Layout,
     #[serde(skip)]
-    values: Vec<f64>,
-    #[serde(skip)]
     totals: Vec<ArmTotals>,
-    /// The values of the patients not yet in the sketches (patient-major, up to [`PENDING_ROWS`]
-    /// rows), added one sketch at a time: each sketch's buckets then stay in cache while its
-    /// values go in.
+    /// The values of the patients not yet in the moments and sketches (patient-major, a row
+    /// of [`Layout::slots`] values per patient, up to [`PENDING_ROWS`] rows), added one slot
+    /// at a time: each sum stays in a register and each sketch's buckets in cache while its
+    /// column goes in.
     #[serde(skip)]
     pending: Vec<f64>,
     #[serde(skip)]
@@ -471,7 +470,6 @@ impl Tally {
         let points = model.sim.occupancy_points();
         let pairs = layout.pairs();
         Self {
-            values: vec![0.0; slots],
             totals: Vec::with_capacity(model.arms.len()),
             pending: vec![0.0; slots * PENDING_ROWS.min(model.sim.patients as usize)],
             pending_patients: 0,
@@ -502,7 +500,6 @@ impl Tally {
     /// [`Tally::sketch`]es stay empty.
     pub fn without_sketches(model: &Model, shift: Vec<f64>) -> Self {
         let mut t = Self::new(model, shift);
-        t.pending = Vec::new();
         t.sketched = Vec::new();
         t
     }
@@ -514,29 +511,25 @@ impl Tally {
 
     /// Accounts one patient: costs, QALYs and payments into `values`, flows and occupancy.
     pub fn record(&mut self, model: &Model, rec: &PatientRecord) {
+        // Patient-major: the i-th pending patient's values at i·slots.
+        let slots = self.moments.slots();
+        let i = self.pending_patients;
         compute_values(
             model,
             &self.layout,
             rec,
-            &mut self.values,
+            &mut self.pending[i * slots..(i + 1) * slots],
             &mut self.flows,
             &mut self.totals,
         );
-        self.moments.add(&self.values);
+        self.pending_patients += 1;
+        if self.pending.len() == self.pending_patients * slots {
+            self.flush_pending();
+        }
         if let (Some(cs), Some(cm)) = (self.cohort.as_mut(), model.cohort.as_ref()) {
             if let Some((r, u)) = cm.place(rec.index) {
                 cs.record(model, rec, r, u);
             }
-        }
-        if !self.pending.is_empty() {
-            if self.pending.len() == self.pending_patients * self.values.len() {
-                self.flush_sketches();
-            }
-            // Patient-major: the i-th pending patient's values at i·slots.
-            let slots = self.values.len();
-            let i = self.pending_patients;
-            self.pending[i * slots..(i + 1) * slots].copy_from_slice(&self.values);
-            self.pending_patients += 1;
         }
         let step = model.sim.occupancy_step;
         for (a, h) in rec.histories.iter().enumerate() {
@@ -559,9 +552,9 @@ impl Tally {
 
     /// Closes a fixed block of patients (see [`MomentSet::end_block`]).
     pub fn end_block(&mut self) {
+        self.flush_pending();
         self.moments.end_block();
         self.flows.end_block();
-        self.flush_sketches();
     }
 
     /// The quantile sketch of slot `slot` (shared by slots that always hold equal values).
@@ -569,18 +562,20 @@ impl Tally {
         &self.sketches[self.layout.sketch_of(slot)]
     }
 
-    /// Adds the pending values to the sketches, one slot at a time.
-    fn flush_sketches(&mut self) {
+    /// Adds the pending values to the moments and the sketches, one slot at a time.
+    fn flush_pending(&mut self) {
         let n = self.pending_patients;
-        let slots = self.values.len();
+        if n == 0 {
+            return;
+        }
+        let slots = self.moments.slots();
+        let rows = &self.pending[..n * slots];
+        self.moments.add_rows(rows);
         // One sketch at a time (its buckets stay in cache), reading its column of the
         // pending rows; slots that always equal another slot (see [`Layout::sketch_of`]) are
         // not sketched twice.
         for &s in &self.sketched {
-            let sketch = &mut self.sketches[s];
-            for &v in self.pending[s..n * slots].iter().step_by(slots) {
-                sketch.add(v);
-            }
+            self.sketches[s].add_strided(rows, s, slots);
         }
         self.pending_patients = 0;
     }

@@ -221,6 +221,30 @@ impl QuantileSketch {
         self.add_copies(x, 1);
     }
 
+    /// Adds `values[first]`, `values[first + stride]`, ... in order (a column of a row-major
+    /// table). Runs of equal values (a fixed price, the zeros of a rare event) go in as one
+    /// bucket update; the sketch is the same as after adding them one at a time.
+    pub fn add_strided(&mut self, values: &[f64], first: usize, stride: usize) {
+        debug_assert!(stride > 0);
+        let Some(&x0) = values.get(first) else {
+            return;
+        };
+        let (mut run, mut copies) = (x0, 1);
+        let mut i = first + stride;
+        while i < values.len() {
+            let x = values[i];
+            if x == run {
+                copies += 1;
+            } else {
+                self.add_copies(run, copies);
+                run = x;
+                copies = 1;
+            }
+            i += stride;
+        }
+        self.add_copies(run, copies);
+    }
+
     #[inline]
     fn add_copies(&mut self, x: f64, n: u64) {
         self.count += n;
@@ -326,6 +350,29 @@ mod tests {
         let n = sorted.len();
         let rank = ((p * n as f64).ceil() as usize).clamp(1, n);
         sorted[rank - 1]
+    }
+
+    #[test]
+    fn a_strided_column_with_runs_is_the_same_sketch_as_its_values_one_by_one() {
+        // Column 1 of a 3-wide table: runs of a price, of zeros, of -0.0 and single values.
+        let column: Vec<f64> = (0..600)
+            .map(|i| match i % 50 {
+                0..=19 => 1_500_000.0,
+                20..=29 => 0.0,
+                30..=31 => -0.0,
+                k => -(k as f64) * 0.37,
+            })
+            .collect();
+        let table: Vec<f64> = column.iter().flat_map(|&x| [f64::NAN, x, 7.0]).collect();
+        let mut one = QuantileSketch::new();
+        column.iter().for_each(|&x| one.add(x));
+        let mut strided = QuantileSketch::new();
+        strided.add_strided(&table, 1, 3);
+        assert_eq!(strided, one);
+        assert_eq!(strided.count(), 600);
+        let mut empty = QuantileSketch::new();
+        empty.add_strided(&table, table.len(), 3);
+        assert_eq!(empty.count(), 0);
     }
 
     #[test]
