@@ -233,10 +233,21 @@ pub fn account_arm(
     if arm.start_cost != 0.0 {
         flows.point(0.0, arm.start_cost, 1.0);
     }
+    // d(t) at the costs' rate for the last time asked: a sojourn starts where the previous
+    // one ended, so each factor is computed once. When health outcomes are discounted at the
+    // same rate, their factors and integrals are the same numbers (same δ, same operations).
+    let same_rates = outcomes.delta() == costs.delta();
+    let mut known = (f64::NAN, 0.0);
+    let mut cost_factor = |t: f64| {
+        if t != known.0 {
+            known = (t, costs.factor(t));
+        }
+        known.1
+    };
     for seg in &history.segments {
         let state = &arm.states[seg.state];
         if state.entry_cost != 0.0 && seg.start < payer_until {
-            let d = costs.factor(seg.start);
+            let d = cost_factor(seg.start);
             t.other_costs += state.entry_cost * d;
             t.other_costs_undiscounted += state.entry_cost;
             flows.point(seg.start, state.entry_cost, d);
@@ -245,16 +256,25 @@ pub fn account_arm(
             continue;
         }
         let length = seg.end - seg.start;
-        let life = outcomes.integral(seg.start, seg.end);
+        let life = if same_rates {
+            outcomes.integral_given_start(seg.start, seg.end, cost_factor(seg.start))
+        } else {
+            outcomes.integral(seg.start, seg.end)
+        };
         t.life_years += life;
         t.life_years_undiscounted += length;
         t.qalys += state.utility * life;
         t.qalys_undiscounted += state.utility * length;
         let cost_end = seg.end.min(payer_until);
         if state.cost != 0.0 && cost_end > seg.start {
-            let da = costs.factor(seg.start);
-            let db = costs.factor(cost_end);
-            t.other_costs += state.cost * costs.integral_given_start(seg.start, cost_end, da);
+            let da = cost_factor(seg.start);
+            let integral = if same_rates && cost_end == seg.end {
+                life
+            } else {
+                costs.integral_given_start(seg.start, cost_end, da)
+            };
+            let db = cost_factor(cost_end);
+            t.other_costs += state.cost * integral;
             t.other_costs_undiscounted += state.cost * (cost_end - seg.start);
             flows.flow(seg.start, cost_end, state.cost, costs, da, db);
         }

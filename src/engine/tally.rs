@@ -695,7 +695,7 @@ pub fn compute_values(
             }
         }
         let mut admin_payer = 0.0;
-        {
+        if model.contracts[c].observed_by.is_some() {
             let mut yf = flows.flows(series.admin(c));
             admin_costs(model, rec, c, |t, au, ad| {
                 admin_payer += ad;

@@ -245,7 +245,7 @@ impl QuantileSketch {
         self.add_copies(run, copies);
     }
 
-    #[inline]
+    #[inline(always)]
     fn add_copies(&mut self, x: f64, n: u64) {
         self.count += n;
         if x == 0.0 {
