@@ -16,7 +16,7 @@
 use crate::engine::{self, PatientRecord, BLOCK_SIZE};
 use crate::model::build::load;
 use crate::model::Model;
-use crate::rng::{stream_seed, Generator};
+use crate::rng::{Generator, PatientStreams};
 use crate::scenario::{ScenarioError, Source};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -218,9 +218,9 @@ impl RandomUse {
                 let mut acc = 0u64;
                 for (j, row) in chunk.chunks(k).enumerate() {
                     let patient = b as u64 * BLOCK_SIZE + j as u64;
+                    let streams = PatientStreams::new(self.seed, 0, patient);
                     for (&id, &count) in self.streams.iter().zip(row) {
-                        let mut g =
-                            Generator::seed_from_u64(stream_seed(self.seed, 0, patient, id));
+                        let mut g = Generator::seed_from_u64(streams.seed(id));
                         for _ in 0..count {
                             acc = acc.wrapping_add(g.next_u64());
                         }

@@ -80,6 +80,38 @@ pub fn splitmix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The random streams of one (seed, draw, patient): the mixing of the three is done once, and
+/// each stream id is mixed in last, so `PatientStreams::new(s, d, p).seed(id)` equals
+/// [`stream_seed`]`(s, d, p, id)`.
+#[derive(Clone, Copy, Debug)]
+pub struct PatientStreams {
+    prefix: u64,
+}
+
+impl PatientStreams {
+    /// The streams of patient `patient` of draw `draw` under run seed `seed`.
+    #[inline]
+    pub fn new(seed: u64, draw: u64, patient: u64) -> Self {
+        let mut h = splitmix64(seed);
+        h = splitmix64(h ^ draw);
+        Self {
+            prefix: splitmix64(h ^ patient),
+        }
+    }
+
+    /// The 64-bit seed of stream `id`.
+    #[inline]
+    pub fn seed(&self, id: u64) -> u64 {
+        splitmix64(self.prefix ^ id)
+    }
+
+    /// The generator of stream `id`.
+    #[inline]
+    pub fn stream(&self, id: u64) -> PatientRng {
+        PatientRng::from_seed_u64(self.seed(id))
+    }
+}
+
 /// Mixes the run seed, PSA draw, patient index and stream id into one 64-bit seed.
 #[inline]
 pub fn stream_seed(seed: u64, draw: u64, patient: u64, stream: u64) -> u64 {
@@ -122,6 +154,17 @@ mod tests {
         assert_eq!(sorted.len(), 4);
         assert_ne!(stream_seed(1, 0, 0, 0), stream_seed(1, 1, 0, 0));
         assert_ne!(stream_seed(1, 0, 0, 0), stream_seed(1, 0, 0, 1));
+        for (seed, draw, patient) in [(1, 0, 0), (7, 3, 12345), (u64::MAX, 999, 1 << 40)] {
+            let streams = PatientStreams::new(seed, draw, patient);
+            for id in [
+                STREAM_POPULATION,
+                STREAM_ARM0 + 2,
+                STREAM_CHURN,
+                STREAM_PLAN0 + 1,
+            ] {
+                assert_eq!(streams.seed(id), stream_seed(seed, draw, patient, id));
+            }
+        }
     }
 
     #[test]

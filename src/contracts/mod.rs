@@ -313,7 +313,7 @@ impl ContractTerms {
         };
         for (k, inst) in schedule.iter().enumerate() {
             scheduled_due += inst.fraction * price;
-            if paid_by == PaidBy::ThisPayer && ctx.churn_time <= inst.time && self.stop_on_churn {
+            if self.stop_on_churn && paid_by == PaidBy::ThisPayer && ctx.churn_time <= inst.time {
                 match self.on_churn {
                     OnChurn::Transfer => paid_by = PaidBy::NextPayer,
                     OnChurn::Forfeit => {

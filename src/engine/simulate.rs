@@ -9,7 +9,7 @@ use crate::history::{Ending, History, Segment};
 use crate::model::population::Patient;
 use crate::model::{ArmModel, Model};
 use crate::rng::{
-    exp1, stream, uniform_open, PatientRng, STREAM_ARM0, STREAM_CHURN, STREAM_MANUFACTURER,
+    exp1, uniform_open, PatientRng, PatientStreams, STREAM_ARM0, STREAM_CHURN, STREAM_MANUFACTURER,
     STREAM_PLAN0, STREAM_POPULATION,
 };
 use crate::scenario::Clock;
@@ -141,11 +141,12 @@ impl PatientRecord {
         let seed = model.sim.seed;
         self.index = index;
         self.random_numbers.clear();
-        let mut rng = stream(seed, draw, index, STREAM_POPULATION);
+        let streams = PatientStreams::new(seed, draw, index);
+        let mut rng = streams.stream(STREAM_POPULATION);
         self.patient = model.population.sample(&mut rng);
         self.random_numbers.push((STREAM_POPULATION, rng.drawn()));
         for (a, arm) in model.arms.iter().enumerate() {
-            let mut rng = stream(seed, draw, index, STREAM_ARM0 + a as u64);
+            let mut rng = streams.stream(STREAM_ARM0 + a as u64);
             simulate_arm(
                 arm,
                 &self.patient,
@@ -160,7 +161,7 @@ impl PatientRecord {
         let mut event_time = |family: &Option<crate::model::family::Family>, id: u64| match family {
             Some(f) => {
                 used.push((id, 1));
-                f.sample_after(0.0, exp1(&mut stream(seed, draw, index, id)))
+                f.sample_after(0.0, exp1(&mut streams.stream(id)))
             }
             None => f64::INFINITY,
         };
@@ -168,7 +169,7 @@ impl PatientRecord {
         self.default_time = event_time(&model.manufacturer_default, STREAM_MANUFACTURER);
         let therapy = &self.histories[model.therapy.arm];
         for (k, plan) in model.plans.iter().enumerate() {
-            let mut rng = stream(seed, draw, index, STREAM_PLAN0 + k as u64);
+            let mut rng = streams.stream(STREAM_PLAN0 + k as u64);
             plan.assess(
                 &model.outcomes[plan.outcome],
                 therapy,
