@@ -75,26 +75,13 @@ impl MomentSet {
     #[inline]
     pub fn add(&mut self, values: &[f64]) {
         debug_assert_eq!(values.len(), self.shift.len());
-        let b = &mut self.block;
-        b.n += 1;
-        for ((x, k), (s1, s2)) in values
-            .iter()
-            .zip(&self.shift)
-            .zip(b.s1.iter_mut().zip(b.s2.iter_mut()))
-        {
-            let d = x - k;
-            *s1 += d;
-            *s2 += d * d;
-        }
-        for (c, &(i, j)) in b.cross.iter_mut().zip(&self.pairs) {
-            *c += (values[i] - self.shift[i]) * (values[j] - self.shift[j]);
-        }
+        self.add_rows(values);
     }
 
     /// Adds several patients' values at once: `rows` holds one row of [`MomentSet::slots`]
     /// values per patient, patient after patient. Each sum takes the patients in row order,
-    /// so the result is bit-identical to [`MomentSet::add`] called row by row (the slots of
-    /// a row are independent sums, which the compiler may add in vector lanes).
+    /// so the result does not depend on how the rows are batched (the slots of a row are
+    /// independent sums, which the compiler may add in vector lanes).
     pub fn add_rows(&mut self, rows: &[f64]) {
         let k = self.shift.len();
         if k == 0 {
