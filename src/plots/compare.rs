@@ -339,24 +339,10 @@ impl Figure for CompareData {
             &s.font(layout::AXIS_DESC_SIZE, TEXT),
             w as i32 - s.px(40.0),
         )?;
-        chart
-            .configure_mesh()
-            .x_labels(8)
-            .y_labels(0)
-            .disable_y_mesh()
-            .x_label_formatter(&x_label)
-            .x_desc(x_desc)
-            .label_style(s.font(layout::TICK_SIZE, TEXT))
-            .axis_desc_style(s.font(layout::AXIS_DESC_SIZE, TEXT))
-            .axis_style(TEXT.stroke_width(s.u(1.0)))
-            .bold_line_style(layout::GRID.stroke_width(s.u(1.0)))
-            .light_line_style(TRANSPARENT)
-            .set_all_tick_mark_size(s.px(5.0))
-            .draw()?;
+        layout::bar_mesh(&mut chart, &x_label, x_desc, s)?;
         if x_range.start < 0.0 {
             layout::dashed(&mut chart, (0.0, 0.0), (0.0, n), MUTED, s)?;
         }
-        let whisker = TEXT.stroke_width(s.u(1.5));
         for (i, l) in lines.iter().enumerate() {
             let y = n - 1.0 - i as f64;
             let mid = y + 0.5;
@@ -398,11 +384,7 @@ impl Figure for CompareData {
                     )))?;
                     let e = band(b);
                     let (lw, hw) = (b.2 - e, b.2 + e);
-                    chart.draw_series([
-                        PathElement::new(vec![(lw, mid), (hw, mid)], whisker),
-                        PathElement::new(vec![(lw, mid - 0.12), (lw, mid + 0.12)], whisker),
-                        PathElement::new(vec![(hw, mid - 0.12), (hw, mid + 0.12)], whisker),
-                    ])?;
+                    layout::whisker(&mut chart, (lw, hw), mid, s)?;
                     let (px, py) = chart.backend_coord(&(hw.max(0.0), mid));
                     root.draw(&Text::new(
                         self.value_label(b),

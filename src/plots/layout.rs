@@ -273,6 +273,47 @@ pub fn panel<'a, DB: DrawingBackend>(
     Ok(chart)
 }
 
+/// The mesh of a horizontal bar chart: value ticks and grid on x, no y labels (the bars are
+/// named beside them), the shared fonts and line styles.
+pub fn bar_mesh<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    x_label: &dyn Fn(&f64) -> String,
+    x_desc: String,
+    s: Scale,
+) -> DrawResult {
+    chart
+        .configure_mesh()
+        .x_labels(8)
+        .y_labels(0)
+        .disable_y_mesh()
+        .x_label_formatter(x_label)
+        .x_desc(x_desc)
+        .label_style(s.font(TICK_SIZE, TEXT))
+        .axis_desc_style(s.font(AXIS_DESC_SIZE, TEXT))
+        .axis_style(TEXT.stroke_width(s.u(1.0)))
+        .bold_line_style(GRID.stroke_width(s.u(1.0)))
+        .light_line_style(TRANSPARENT)
+        .set_all_tick_mark_size(s.px(5.0))
+        .draw()?;
+    Ok(())
+}
+
+/// A horizontal error whisker from `lo` to `hi` at height `mid`, with end caps.
+pub fn whisker<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    (lo, hi): (f64, f64),
+    mid: f64,
+    s: Scale,
+) -> DrawResult {
+    let style = TEXT.stroke_width(s.u(1.5));
+    chart.draw_series([
+        PathElement::new(vec![(lo, mid), (hi, mid)], style),
+        PathElement::new(vec![(lo, mid - 0.12), (lo, mid + 0.12)], style),
+        PathElement::new(vec![(hi, mid - 0.12), (hi, mid + 0.12)], style),
+    ])?;
+    Ok(())
+}
+
 /// Draws a horizontal or vertical reference line across the chart (dashed look by short
 /// segments), e.g. at 100% of the list price.
 pub fn dashed<DB: DrawingBackend>(

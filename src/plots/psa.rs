@@ -500,20 +500,12 @@ pub(super) fn draw_tornado<DB: DrawingBackend>(
         };
         let fmt = super::format::TickFormat::for_ticks(&ticks);
         let x_label = |v: &f64| fmt.label(*v);
-        chart
-            .configure_mesh()
-            .x_labels(8)
-            .y_labels(0)
-            .disable_y_mesh()
-            .x_label_formatter(&x_label)
-            .x_desc(if last { x.desc.clone() } else { String::new() })
-            .label_style(s.font(layout::TICK_SIZE, TEXT))
-            .axis_desc_style(s.font(layout::AXIS_DESC_SIZE, TEXT))
-            .axis_style(TEXT.stroke_width(s.u(1.0)))
-            .bold_line_style(layout::GRID.stroke_width(s.u(1.0)))
-            .light_line_style(TRANSPARENT)
-            .set_all_tick_mark_size(s.px(5.0))
-            .draw()?;
+        layout::bar_mesh(
+            &mut chart,
+            &x_label,
+            if last { x.desc.clone() } else { String::new() },
+            s,
+        )?;
         let color = color_of(run, contract);
         for (i, b) in bars.iter().enumerate() {
             let y = n - 1.0 - i as f64;

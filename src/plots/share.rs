@@ -110,22 +110,8 @@ pub(super) fn draw<DB: DrawingBackend>(
     };
     let fmt = super::format::TickFormat::percent(&ticks);
     let x_label = |v: &f64| fmt.label(*v);
-    chart
-        .configure_mesh()
-        .x_labels(8)
-        .y_labels(0)
-        .disable_y_mesh()
-        .x_label_formatter(&x_label)
-        .x_desc(x.desc.clone())
-        .label_style(s.font(layout::TICK_SIZE, TEXT))
-        .axis_desc_style(s.font(layout::AXIS_DESC_SIZE, TEXT))
-        .axis_style(TEXT.stroke_width(s.u(1.0)))
-        .bold_line_style(layout::GRID.stroke_width(s.u(1.0)))
-        .light_line_style(TRANSPARENT)
-        .set_all_tick_mark_size(s.px(5.0))
-        .draw()?;
+    layout::bar_mesh(&mut chart, &x_label, x.desc.clone(), s)?;
     layout::dashed(&mut chart, (1.0, 0.0), (1.0, n), MUTED, s)?;
-    let whisker = TEXT.stroke_width(s.u(1.5));
     for (i, b) in all.iter().enumerate() {
         let y = n - 1.0 - i as f64;
         let color = color_of(run, &b.contract);
@@ -135,11 +121,7 @@ pub(super) fn draw<DB: DrawingBackend>(
         )))?;
         let (l, h) = (b.mean - 1.96 * b.mcse, b.mean + 1.96 * b.mcse);
         let mid = y + 0.5;
-        chart.draw_series([
-            PathElement::new(vec![(l, mid), (h, mid)], whisker),
-            PathElement::new(vec![(l, mid - 0.12), (l, mid + 0.12)], whisker),
-            PathElement::new(vec![(h, mid - 0.12), (h, mid + 0.12)], whisker),
-        ])?;
+        layout::whisker(&mut chart, (l, h), mid, s)?;
         let (px, py) = chart.backend_coord(&(h, mid));
         root.draw(&Text::new(
             label(b),
