@@ -5,10 +5,19 @@
 
 use serde::{Deserialize, Serialize};
 
-/// An exact running sum of `f64` values.
+/// An exact running sum of `f64` values. Infinities and NaNs (a damaged scenario's
+/// overflow) are summed apart, and make the total non-finite, so that the results' own
+/// finiteness check reports them instead of the sum going wrong silently.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExactSum {
     partials: Vec<f64>,
+    /// Sum of the non-finite values added, and of partial sums that overflowed (0 if none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    non_finite: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl ExactSum {
@@ -17,9 +26,13 @@ impl ExactSum {
         Self::default()
     }
 
-    /// Adds `x` exactly. Non-finite values are not allowed (the engine checks first).
+    /// Adds `x` exactly (a non-finite `x`, or a total beyond the `f64` range, makes the
+    /// total non-finite).
     pub fn add(&mut self, mut x: f64) {
-        debug_assert!(x.is_finite(), "ExactSum::add({x})");
+        if !x.is_finite() {
+            self.non_finite += x;
+            return;
+        }
         let mut i = 0;
         for j in 0..self.partials.len() {
             let mut y = self.partials[j];
@@ -27,6 +40,12 @@ impl ExactSum {
                 std::mem::swap(&mut x, &mut y);
             }
             let hi = x + y;
+            if !hi.is_finite() {
+                // The exact total is beyond the f64 range: it can only be reported as such.
+                self.non_finite += hi;
+                self.partials.clear();
+                return;
+            }
             let lo = y - (hi - x);
             if lo != 0.0 {
                 self.partials[i] = lo;
@@ -40,6 +59,7 @@ impl ExactSum {
 
     /// Adds every partial of `other` (exact).
     pub fn merge(&mut self, other: &ExactSum) {
+        self.non_finite += other.non_finite;
         for &p in &other.partials {
             self.add(p);
         }
@@ -47,6 +67,9 @@ impl ExactSum {
 
     /// The exact sum, correctly rounded to the nearest `f64`.
     pub fn value(&self) -> f64 {
+        if self.non_finite != 0.0 || self.non_finite.is_nan() {
+            return self.non_finite;
+        }
         let p = &self.partials;
         let mut n = p.len();
         if n == 0 {
@@ -95,6 +118,34 @@ mod tests {
             t.add(0.1);
         }
         assert_eq!(t.value(), 1.0);
+    }
+
+    #[test]
+    fn non_finite_values_and_overflow_give_a_non_finite_total() {
+        let mut s = ExactSum::new();
+        s.add(1.0);
+        s.add(f64::INFINITY);
+        assert_eq!(s.value(), f64::INFINITY);
+        s.add(f64::NEG_INFINITY);
+        assert!(s.value().is_nan());
+        let mut big = ExactSum::new();
+        big.add(1e308);
+        big.add(1e308);
+        assert_eq!(big.value(), f64::INFINITY);
+        let mut merged = ExactSum::new();
+        merged.add(2.0);
+        merged.merge(&big);
+        assert_eq!(merged.value(), f64::INFINITY);
+        let mut nan = ExactSum::new();
+        nan.add(f64::NAN);
+        assert!(nan.value().is_nan());
+        // A finite sum keeps its serialised form (no extra field).
+        let mut finite = ExactSum::new();
+        finite.add(0.5);
+        assert_eq!(
+            serde_json::to_string(&finite).unwrap(),
+            r#"{"partials":[0.5]}"#
+        );
     }
 
     #[test]
