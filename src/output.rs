@@ -76,185 +76,233 @@ fn csv_err(e: csv::Error) -> io::Error {
     io::Error::other(e)
 }
 
+/// A CSV file being written into a run directory: the header first, then one record at a
+/// time; CSV errors come back as I/O errors.
+struct Table(csv::Writer<fs::File>);
+
+impl Table {
+    /// Creates `dir/name` and writes its header.
+    fn create<H, T>(dir: &Path, name: &str, header: H) -> io::Result<Self>
+    where
+        H: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        let mut t = Table(csv::Writer::from_path(dir.join(name)).map_err(csv_err)?);
+        t.row(header)?;
+        Ok(t)
+    }
+
+    /// Writes one record.
+    fn row<I, T>(&mut self, fields: I) -> io::Result<()>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        self.0.write_record(fields).map_err(csv_err)
+    }
+
+    /// Flushes the file (its last records reach the disk or the error is returned).
+    fn finish(mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Writes `dir/name`: the header, then one record per item of `rows`.
+fn write_csv<R, T>(
+    dir: &Path,
+    name: &str,
+    header: &[&str],
+    rows: impl IntoIterator<Item = R>,
+) -> io::Result<()>
+where
+    R: IntoIterator<Item = T>,
+    T: AsRef<[u8]>,
+{
+    let mut t = Table::create(dir, name, header)?;
+    for r in rows {
+        t.row(r)?;
+    }
+    t.finish()
+}
+
 /// Writes the four CSV tables into `dir`.
 pub fn write_tables(dir: &Path, r: &Results) -> io::Result<()> {
-    let mut w = csv::Writer::from_path(dir.join("summary.csv")).map_err(csv_err)?;
-    w.write_record([
-        "arm", "contract", "metric", "mean", "mcse", "sd", "p025", "p50", "p975", "n",
-    ])
-    .map_err(csv_err)?;
-    for x in &r.summary {
-        w.write_record([
-            x.arm.clone(),
-            x.contract.clone(),
-            x.metric.clone(),
-            num(x.mean),
-            num(x.mcse),
-            num(x.sd),
-            num(x.p025),
-            num(x.p50),
-            num(x.p975),
-            x.n.to_string(),
-        ])
-        .map_err(csv_err)?;
-    }
-    w.flush()?;
-
-    let mut w = csv::Writer::from_path(dir.join("incremental.csv")).map_err(csv_err)?;
-    w.write_record([
-        "contract",
-        "comparator",
-        "metric",
-        "wtp",
-        "value",
-        "mcse",
-        "note",
-    ])
-    .map_err(csv_err)?;
-    for x in &r.incremental {
-        w.write_record([
-            x.contract.clone(),
-            x.comparator.clone(),
-            x.metric.clone(),
-            x.wtp.map(num).unwrap_or_default(),
-            num(x.value),
-            num(x.mcse),
-            x.note.clone(),
-        ])
-        .map_err(csv_err)?;
-    }
-    w.flush()?;
-
-    let mut w = csv::Writer::from_path(dir.join("cashflow.csv")).map_err(csv_err)?;
-    w.write_record([
-        "arm",
-        "contract",
-        "year",
-        "payments",
-        "payments_discounted",
-        "other_costs",
-        "other_costs_discounted",
-        "total",
-        "total_discounted",
-        "admin_costs",
-        "admin_costs_discounted",
-    ])
-    .map_err(csv_err)?;
-    for x in &r.cashflow {
-        w.write_record([
-            x.arm.clone(),
-            x.contract.clone(),
-            x.year.to_string(),
-            num(x.payments),
-            num(x.payments_discounted),
-            num(x.other_costs),
-            num(x.other_costs_discounted),
-            num(x.payments + x.other_costs + x.admin_costs),
-            num(x.payments_discounted + x.other_costs_discounted + x.admin_costs_discounted),
-            num(x.admin_costs),
-            num(x.admin_costs_discounted),
-        ])
-        .map_err(csv_err)?;
-    }
-    w.flush()?;
-
-    let mut w = csv::Writer::from_path(dir.join("occupancy.csv")).map_err(csv_err)?;
-    w.write_record(["arm", "time", "state", "share", "mcse"])
-        .map_err(csv_err)?;
-    for x in &r.occupancy {
-        w.write_record([
-            x.arm.clone(),
-            num(x.time),
-            x.state.clone(),
-            num(x.share),
-            num(x.mcse),
-        ])
-        .map_err(csv_err)?;
-    }
-    w.flush()?;
-
-    let mut w = csv::Writer::from_path(dir.join("prices.csv")).map_err(csv_err)?;
-    w.write_record(["contract", "comparator", "metric", "wtp", "value", "mcse"])
-        .map_err(csv_err)?;
-    for x in &r.prices {
-        w.write_record([
-            x.contract.clone(),
-            x.comparator.clone(),
-            x.metric.clone(),
-            x.wtp.map(num).unwrap_or_default(),
-            num(x.value),
-            num(x.mcse),
-        ])
-        .map_err(csv_err)?;
-    }
-    w.flush()?;
-
-    let mut w = csv::Writer::from_path(dir.join("risk.csv")).map_err(csv_err)?;
-    w.write_record(["contract", "metric", "wtp", "value"])
-        .map_err(csv_err)?;
-    for x in &r.risk {
-        w.write_record([
-            x.contract.clone(),
-            x.metric.clone(),
-            x.wtp.map(num).unwrap_or_default(),
-            num(x.value),
-        ])
-        .map_err(csv_err)?;
-    }
-    w.flush()?;
-
-    if !r.budget.is_empty() {
-        let mut w = csv::Writer::from_path(dir.join("budget.csv")).map_err(csv_err)?;
-        w.write_record([
-            "arm",
-            "contract",
-            "year",
-            "mean",
-            "sd",
-            "p025",
-            "p50",
-            "p975",
-            "cap_rebate",
-            "other_costs",
-            "total",
-            "replicates",
-        ])
-        .map_err(csv_err)?;
-        for x in &r.budget {
-            w.write_record([
+    write_csv(
+        dir,
+        "summary.csv",
+        &[
+            "arm", "contract", "metric", "mean", "mcse", "sd", "p025", "p50", "p975", "n",
+        ],
+        r.summary.iter().map(|x| {
+            [
                 x.arm.clone(),
                 x.contract.clone(),
-                x.year.to_string(),
+                x.metric.clone(),
                 num(x.mean),
+                num(x.mcse),
                 num(x.sd),
                 num(x.p025),
                 num(x.p50),
                 num(x.p975),
-                num(x.cap_rebate),
+                x.n.to_string(),
+            ]
+        }),
+    )?;
+
+    write_csv(
+        dir,
+        "incremental.csv",
+        &[
+            "contract",
+            "comparator",
+            "metric",
+            "wtp",
+            "value",
+            "mcse",
+            "note",
+        ],
+        r.incremental.iter().map(|x| {
+            [
+                x.contract.clone(),
+                x.comparator.clone(),
+                x.metric.clone(),
+                x.wtp.map(num).unwrap_or_default(),
+                num(x.value),
+                num(x.mcse),
+                x.note.clone(),
+            ]
+        }),
+    )?;
+
+    write_csv(
+        dir,
+        "cashflow.csv",
+        &[
+            "arm",
+            "contract",
+            "year",
+            "payments",
+            "payments_discounted",
+            "other_costs",
+            "other_costs_discounted",
+            "total",
+            "total_discounted",
+            "admin_costs",
+            "admin_costs_discounted",
+        ],
+        r.cashflow.iter().map(|x| {
+            [
+                x.arm.clone(),
+                x.contract.clone(),
+                x.year.to_string(),
+                num(x.payments),
+                num(x.payments_discounted),
                 num(x.other_costs),
-                num(x.total),
-                x.replicates.to_string(),
-            ])
-            .map_err(csv_err)?;
-        }
-        w.flush()?;
+                num(x.other_costs_discounted),
+                num(x.payments + x.other_costs + x.admin_costs),
+                num(x.payments_discounted + x.other_costs_discounted + x.admin_costs_discounted),
+                num(x.admin_costs),
+                num(x.admin_costs_discounted),
+            ]
+        }),
+    )?;
+
+    write_csv(
+        dir,
+        "occupancy.csv",
+        &["arm", "time", "state", "share", "mcse"],
+        r.occupancy.iter().map(|x| {
+            [
+                x.arm.clone(),
+                num(x.time),
+                x.state.clone(),
+                num(x.share),
+                num(x.mcse),
+            ]
+        }),
+    )?;
+
+    write_csv(
+        dir,
+        "prices.csv",
+        &["contract", "comparator", "metric", "wtp", "value", "mcse"],
+        r.prices.iter().map(|x| {
+            [
+                x.contract.clone(),
+                x.comparator.clone(),
+                x.metric.clone(),
+                x.wtp.map(num).unwrap_or_default(),
+                num(x.value),
+                num(x.mcse),
+            ]
+        }),
+    )?;
+
+    write_csv(
+        dir,
+        "risk.csv",
+        &["contract", "metric", "wtp", "value"],
+        r.risk.iter().map(|x| {
+            [
+                x.contract.clone(),
+                x.metric.clone(),
+                x.wtp.map(num).unwrap_or_default(),
+                num(x.value),
+            ]
+        }),
+    )?;
+
+    if !r.budget.is_empty() {
+        write_csv(
+            dir,
+            "budget.csv",
+            &[
+                "arm",
+                "contract",
+                "year",
+                "mean",
+                "sd",
+                "p025",
+                "p50",
+                "p975",
+                "cap_rebate",
+                "other_costs",
+                "total",
+                "replicates",
+            ],
+            r.budget.iter().map(|x| {
+                [
+                    x.arm.clone(),
+                    x.contract.clone(),
+                    x.year.to_string(),
+                    num(x.mean),
+                    num(x.sd),
+                    num(x.p025),
+                    num(x.p50),
+                    num(x.p975),
+                    num(x.cap_rebate),
+                    num(x.other_costs),
+                    num(x.total),
+                    x.replicates.to_string(),
+                ]
+            }),
+        )?;
     }
 
-    let mut w = csv::Writer::from_path(dir.join("quantiles.csv")).map_err(csv_err)?;
-    w.write_record(["arm", "contract", "metric", "p", "value"])
-        .map_err(csv_err)?;
-    for x in &r.quantiles {
-        w.write_record([
-            x.arm.clone(),
-            x.contract.clone(),
-            x.metric.clone(),
-            num(x.p),
-            num(x.value),
-        ])
-        .map_err(csv_err)?;
-    }
-    w.flush()?;
-    Ok(())
+    write_csv(
+        dir,
+        "quantiles.csv",
+        &["arm", "contract", "metric", "p", "value"],
+        r.quantiles.iter().map(|x| {
+            [
+                x.arm.clone(),
+                x.contract.clone(),
+                x.metric.clone(),
+                num(x.p),
+                num(x.value),
+            ]
+        }),
+    )
 }
 
 /// Copies the scenario text into the run directory as `scenario.toml` (provenance; the run
@@ -266,28 +314,32 @@ pub fn write_scenario_copy(dir: &Path, text: &str) -> io::Result<()> {
 /// Writes the first patients' event histories (`patients.csv`) and payments
 /// (`patient_payments.csv`) for checking by hand.
 pub fn write_patients(dir: &Path, model: &Model, count: u64, draw: u64) -> io::Result<()> {
-    let mut h = csv::Writer::from_path(dir.join("patients.csv")).map_err(csv_err)?;
-    h.write_record([
-        "patient",
-        "sex",
-        "age",
-        "arm",
-        "state",
-        "entered",
-        "left",
-        "background_death",
-    ])
-    .map_err(csv_err)?;
-    let mut p = csv::Writer::from_path(dir.join("patient_payments.csv")).map_err(csv_err)?;
-    p.write_record(["patient", "contract", "time", "amount"])
-        .map_err(csv_err)?;
+    let mut h = Table::create(
+        dir,
+        "patients.csv",
+        [
+            "patient",
+            "sex",
+            "age",
+            "arm",
+            "state",
+            "entered",
+            "left",
+            "background_death",
+        ],
+    )?;
+    let mut p = Table::create(
+        dir,
+        "patient_payments.csv",
+        ["patient", "contract", "time", "amount"],
+    )?;
     let mut rec = PatientRecord::new(model);
     for i in 0..count.min(model.sim.patients) {
         rec.simulate(model, draw, i);
         for (a, hist) in rec.histories.iter().enumerate() {
             let arm = &model.arms[a];
             for seg in &hist.segments {
-                h.write_record([
+                h.row([
                     i.to_string(),
                     rec.patient.sex.as_str().to_string(),
                     num(rec.patient.age),
@@ -296,24 +348,22 @@ pub fn write_patients(dir: &Path, model: &Model, count: u64, draw: u64) -> io::R
                     num(seg.start),
                     num(seg.end),
                     num(rec.patient.background_death),
-                ])
-                .map_err(csv_err)?;
+                ])?;
             }
         }
         for (c, pays) in rec.payments.iter().enumerate() {
             for pay in pays {
-                p.write_record([
+                p.row([
                     i.to_string(),
                     model.contracts[c].name.clone(),
                     num(pay.time),
                     num(pay.amount),
-                ])
-                .map_err(csv_err)?;
+                ])?;
             }
         }
     }
-    h.flush()?;
-    p.flush()?;
+    h.finish()?;
+    p.finish()?;
     Ok(())
 }
 
@@ -424,49 +474,50 @@ pub fn write_psa(
     model: &Model,
 ) -> io::Result<Vec<String>> {
     use crate::psa::analysis::{ceac, evpi};
-    let mut w = csv::Writer::from_path(dir.join("draws.csv")).map_err(csv_err)?;
-    w.write_record(["draw", "arm", "contract", "metric", "mean", "mcse"])
-        .map_err(csv_err)?;
-    for d in &p.draws {
-        for r in &d.results.summary {
-            w.write_record([
-                d.draw.to_string(),
-                r.arm.clone(),
-                r.contract.clone(),
-                r.metric.clone(),
-                num(r.mean),
-                num(r.mcse),
-            ])
-            .map_err(csv_err)?;
-        }
-    }
-    w.flush()?;
+    write_csv(
+        dir,
+        "draws.csv",
+        &["draw", "arm", "contract", "metric", "mean", "mcse"],
+        p.draws.iter().flat_map(|d| {
+            d.results.summary.iter().map(|r| {
+                [
+                    d.draw.to_string(),
+                    r.arm.clone(),
+                    r.contract.clone(),
+                    r.metric.clone(),
+                    num(r.mean),
+                    num(r.mcse),
+                ]
+            })
+        }),
+    )?;
 
-    let mut w = csv::Writer::from_path(dir.join("params.csv")).map_err(csv_err)?;
     let mut header = vec!["draw".to_string()];
     header.extend(p.names.iter().cloned());
-    w.write_record(&header).map_err(csv_err)?;
+    let mut w = Table::create(dir, "params.csv", &header)?;
     let mut base = vec!["0".to_string()];
     base.extend(p.base_values.iter().map(|v| num(*v)));
-    w.write_record(&base).map_err(csv_err)?;
+    w.row(&base)?;
     for d in &p.draws {
         let mut row = vec![d.draw.to_string()];
         row.extend(d.values.iter().map(|v| num(*v)));
-        w.write_record(&row).map_err(csv_err)?;
+        w.row(&row)?;
     }
-    w.flush()?;
+    w.finish()?;
 
-    let mut w = csv::Writer::from_path(dir.join("ce_plane.csv")).map_err(csv_err)?;
-    w.write_record([
-        "draw",
-        "contract",
-        "comparator",
-        "inc_cost",
-        "inc_qalys",
-        "inc_cost_mcse",
-        "inc_qalys_mcse",
-    ])
-    .map_err(csv_err)?;
+    let mut w = Table::create(
+        dir,
+        "ce_plane.csv",
+        [
+            "draw",
+            "contract",
+            "comparator",
+            "inc_cost",
+            "inc_qalys",
+            "inc_cost_mcse",
+            "inc_qalys_mcse",
+        ],
+    )?;
     let inc = |r: &Results, c: &str, k: &str, m: &str| {
         r.incremental
             .iter()
@@ -483,7 +534,7 @@ pub fn write_psa(
             for k in &comparators {
                 let (dc, sc) = inc(&d.results, &c.name, k, "inc_cost");
                 let (dq, sq) = inc(&d.results, &c.name, k, "inc_qalys");
-                w.write_record([
+                w.row([
                     d.draw.to_string(),
                     c.name.clone(),
                     k.clone(),
@@ -491,27 +542,28 @@ pub fn write_psa(
                     num(dq),
                     num(sc),
                     num(sq),
-                ])
-                .map_err(csv_err)?;
+                ])?;
             }
         }
     }
-    w.flush()?;
+    w.finish()?;
 
-    let mut w = csv::Writer::from_path(dir.join("ceac.csv")).map_err(csv_err)?;
-    w.write_record([
-        "wtp",
-        "strategy",
-        "arm",
-        "contract",
-        "probability_cost_effective",
-        "expected_nmb",
-        "on_frontier",
-    ])
-    .map_err(csv_err)?;
+    let mut w = Table::create(
+        dir,
+        "ceac.csv",
+        [
+            "wtp",
+            "strategy",
+            "arm",
+            "contract",
+            "probability_cost_effective",
+            "expected_nmb",
+            "on_frontier",
+        ],
+    )?;
     for (wtp, s, prob, nmb, frontier) in ceac(p) {
         let st = &p.strategies[s];
-        w.write_record([
+        w.row([
             num(wtp),
             st.name.clone(),
             st.arm.clone(),
@@ -519,32 +571,31 @@ pub fn write_psa(
             num(prob),
             num(nmb),
             u8::from(frontier).to_string(),
-        ])
-        .map_err(csv_err)?;
+        ])?;
     }
-    w.flush()?;
+    w.finish()?;
 
-    let mut w = csv::Writer::from_path(dir.join("evpi.csv")).map_err(csv_err)?;
-    w.write_record(["wtp", "evpi_per_patient"])
-        .map_err(csv_err)?;
+    let mut w = Table::create(dir, "evpi.csv", ["wtp", "evpi_per_patient"])?;
     for (wtp, e) in evpi(p) {
-        w.write_record([num(wtp), num(e)]).map_err(csv_err)?;
+        w.row([num(wtp), num(e)])?;
     }
-    w.flush()?;
+    w.finish()?;
 
-    let mut w = csv::Writer::from_path(dir.join("psa_incremental.csv")).map_err(csv_err)?;
-    w.write_record([
-        "contract",
-        "comparator",
-        "metric",
-        "wtp",
-        "mean",
-        "p025",
-        "p975",
-        "mean_within_draw_mcse",
-        "draws",
-    ])
-    .map_err(csv_err)?;
+    let mut w = Table::create(
+        dir,
+        "psa_incremental.csv",
+        [
+            "contract",
+            "comparator",
+            "metric",
+            "wtp",
+            "mean",
+            "p025",
+            "p975",
+            "mean_within_draw_mcse",
+            "draws",
+        ],
+    )?;
     let k = p.draws.len();
     let q = |mut v: Vec<f64>, prob: f64| {
         v.sort_by(f64::total_cmp);
@@ -567,7 +618,7 @@ pub fn write_psa(
             let mse = |v: &[(f64, f64)]| v.iter().map(|x| x.1).sum::<f64>() / k as f64;
             for (metric, v) in [("inc_cost", &dc), ("inc_qalys", &dq)] {
                 let vals: Vec<f64> = v.iter().map(|x| x.0).collect();
-                w.write_record([
+                w.row([
                     c.name.clone(),
                     cmp.clone(),
                     metric.to_string(),
@@ -577,10 +628,9 @@ pub fn write_psa(
                     num(q(vals, 0.975)),
                     num(mse(v)),
                     k.to_string(),
-                ])
-                .map_err(csv_err)?;
+                ])?;
             }
-            w.write_record([
+            w.row([
                 c.name.clone(),
                 cmp.clone(),
                 "icer".to_string(),
@@ -590,8 +640,7 @@ pub fn write_psa(
                 String::new(),
                 String::new(),
                 k.to_string(),
-            ])
-            .map_err(csv_err)?;
+            ])?;
             for &wtp in &model.sim.wtp {
                 let prob = dc
                     .iter()
@@ -599,7 +648,7 @@ pub fn write_psa(
                     .filter(|(c, q)| wtp * q.0 - c.0 > 0.0)
                     .count() as f64
                     / k as f64;
-                w.write_record([
+                w.row([
                     c.name.clone(),
                     cmp.clone(),
                     "prob_cost_effective".to_string(),
@@ -609,12 +658,11 @@ pub fn write_psa(
                     String::new(),
                     String::new(),
                     k.to_string(),
-                ])
-                .map_err(csv_err)?;
+                ])?;
             }
         }
     }
-    w.flush()?;
+    w.finish()?;
     Ok([
         "draws.csv",
         "params.csv",
@@ -630,33 +678,32 @@ pub fn write_psa(
 
 /// Writes `tornado.csv`.
 pub fn write_tornado(dir: &Path, rows: &[crate::psa::analysis::TornadoRow]) -> io::Result<()> {
-    let mut w = csv::Writer::from_path(dir.join("tornado.csv")).map_err(csv_err)?;
-    w.write_record([
-        "parameter",
-        "contract",
-        "output",
-        "base_output",
-        "low",
-        "high",
-        "output_low",
-        "output_high",
-        "swing",
-    ])
-    .map_err(csv_err)?;
-    for r in rows {
-        w.write_record([
-            r.parameter.clone(),
-            r.contract.clone(),
-            r.output.clone(),
-            num(r.base_output),
-            num(r.low),
-            num(r.high),
-            num(r.output_low),
-            num(r.output_high),
-            num((r.output_high - r.output_low).abs()),
-        ])
-        .map_err(csv_err)?;
-    }
-    w.flush()?;
-    Ok(())
+    write_csv(
+        dir,
+        "tornado.csv",
+        &[
+            "parameter",
+            "contract",
+            "output",
+            "base_output",
+            "low",
+            "high",
+            "output_low",
+            "output_high",
+            "swing",
+        ],
+        rows.iter().map(|r| {
+            [
+                r.parameter.clone(),
+                r.contract.clone(),
+                r.output.clone(),
+                num(r.base_output),
+                num(r.low),
+                num(r.high),
+                num(r.output_low),
+                num(r.output_high),
+                num((r.output_high - r.output_low).abs()),
+            ]
+        }),
+    )
 }
