@@ -2,11 +2,6 @@
 
 mod common;
 use std::path::Path;
-use std::process::Command;
-
-fn obasim() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_obasim"))
-}
 
 fn example() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/beti-cel-germany.toml")
@@ -20,7 +15,7 @@ fn read(dir: &Path, f: &str) -> String {
 fn shipped_example_runs_end_to_end_and_default_run_works_anywhere() {
     let tmp = tempfile::tempdir().unwrap();
     // `obasim run` with no file, from an unrelated directory, uses the embedded example.
-    let out = obasim()
+    let out = common::obasim()
         .current_dir(tmp.path())
         .args(["run", "--patients", "3000", "--patients-csv", "5"])
         .output()
@@ -61,7 +56,7 @@ fn shipped_example_runs_end_to_end_and_default_run_works_anywhere() {
     assert_eq!(manifest["seed"], 20201001);
     assert_eq!(manifest["scenario_sha256"].as_str().unwrap().len(), 64);
     // A second default run does not clobber the first.
-    let out = obasim()
+    let out = common::obasim()
         .current_dir(tmp.path())
         .args(["run", "--patients", "100", "--quiet"])
         .output()
@@ -72,7 +67,7 @@ fn shipped_example_runs_end_to_end_and_default_run_works_anywhere() {
         .join("results/beti-cel-germany-2/summary.csv")
         .is_file());
     // The shipped file and the embedded example are the same scenario.
-    let shipped = obasim()
+    let shipped = common::obasim()
         .args(["run", "--patients", "3000", "--quiet", "--out"])
         .arg(tmp.path().join("shipped"))
         .arg(example())
@@ -88,7 +83,7 @@ fn identical_outputs_for_1_2_and_4_threads() {
     let mut dirs = Vec::new();
     for threads in [1, 2, 4] {
         let dir = tmp.path().join(format!("t{threads}"));
-        let out = obasim()
+        let out = common::obasim()
             .args([
                 "run",
                 "--quiet",
@@ -138,7 +133,7 @@ fn output_directory_is_refused_unless_forced() {
     let dir = tmp.path().join("out");
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("keep.txt"), "x").unwrap();
-    let out = obasim()
+    let out = common::obasim()
         .args(["run", "--quiet", "--no-plots", "--patients", "50", "--out"])
         .arg(&dir)
         .output()
@@ -146,7 +141,7 @@ fn output_directory_is_refused_unless_forced() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
     assert!(dir.join("keep.txt").exists());
-    let out = obasim()
+    let out = common::obasim()
         .args([
             "run",
             "--quiet",
@@ -185,8 +180,12 @@ fn broken(edit: impl Fn(&str) -> String) -> (String, Option<i32>, Option<i32>) {
     let text = edit(&std::fs::read_to_string(example()).unwrap());
     let file = tmp.path().join("bad.toml");
     std::fs::write(&file, text).unwrap();
-    let v = obasim().arg("validate").arg(&file).output().unwrap();
-    let r = obasim()
+    let v = common::obasim()
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let r = common::obasim()
         .args(["run", "--quiet", "--no-plots", "--out"])
         .arg(tmp.path().join("out"))
         .arg(&file)
@@ -205,7 +204,11 @@ fn broken(edit: impl Fn(&str) -> String) -> (String, Option<i32>, Option<i32>) {
 
 #[test]
 fn example_validates() {
-    let out = obasim().arg("validate").arg(example()).output().unwrap();
+    let out = common::obasim()
+        .arg("validate")
+        .arg(example())
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -309,7 +312,7 @@ fn several_errors_are_reported_together_with_lines() {
 
 #[test]
 fn schema_is_json_and_describes_the_format() {
-    let out = obasim().arg("schema").output().unwrap();
+    let out = common::obasim().arg("schema").output().unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let text = v.to_string();
@@ -327,16 +330,19 @@ fn schema_is_json_and_describes_the_format() {
 
 #[test]
 fn bad_arguments_exit_2() {
-    let out = obasim()
+    let out = common::obasim()
         .args(["run", "--threads", "zero"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = obasim().args(["run", "--threads", "0"]).output().unwrap();
+    let out = common::obasim()
+        .args(["run", "--threads", "0"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = obasim().args(["frobnicate"]).output().unwrap();
+    let out = common::obasim().args(["frobnicate"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = obasim()
+    let out = common::obasim()
         .args(["validate", "/nonexistent.toml"])
         .output()
         .unwrap();

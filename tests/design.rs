@@ -2,7 +2,6 @@
 
 mod common;
 use std::path::Path;
-use std::process::Command;
 
 fn example(dir: &Path) -> std::path::PathBuf {
     std::fs::create_dir_all(dir.join("data")).unwrap();
@@ -21,10 +20,7 @@ fn example(dir: &Path) -> std::path::PathBuf {
 }
 
 fn obasim(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_obasim"))
-        .args(args)
-        .output()
-        .unwrap()
+    common::obasim().args(args).output().unwrap()
 }
 
 #[test]
@@ -224,7 +220,7 @@ fn compare_lists_every_run_and_contract() {
     let o = obasim(&["compare", a, b, "--plot", png.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // 2 runs × (heading + 3 contracts) rows of 40 px under a 190 px frame.
-    check_png(&png, (1000, 190 + 40 * 8));
+    common::check_png(&png, (1000, 190 + 40 * 8));
     let svg_path = tmp.path().join("cmp.svg");
     let o = obasim(&[
         "compare",
@@ -267,44 +263,6 @@ fn compare_lists_every_run_and_contract() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
-}
-
-/// Checks that `path` is a PNG of `size` SVG pixels (drawn at the PNG scale) with text,
-/// axes and coloured data (not one flat colour).
-fn check_png(path: &Path, size: (u32, u32)) {
-    let bytes = std::fs::read(path).unwrap();
-    assert!(
-        bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
-        "{}",
-        path.display()
-    );
-    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
-        .read_info()
-        .unwrap();
-    let mut pixels = vec![0; reader.output_buffer_size().expect("a buffer size")];
-    let info = reader.next_frame(&mut pixels).unwrap();
-    let scale = obasim::plots::PNG_SCALE;
-    assert_eq!(
-        (info.width, info.height),
-        (
-            (size.0 as f64 * scale) as u32,
-            (size.1 as f64 * scale) as u32
-        ),
-        "{}",
-        path.display()
-    );
-    let sample: Vec<&[u8]> = pixels[..info.buffer_size()].chunks(3).step_by(7).collect();
-    let dark = sample.iter().filter(|p| p.iter().all(|&c| c < 128)).count();
-    let coloured = sample
-        .iter()
-        .filter(|p| p.iter().max().unwrap() - p.iter().min().unwrap() > 60)
-        .count();
-    assert!(dark > 300, "{}: almost no text or axes", path.display());
-    assert!(
-        coloured > 300,
-        "{}: almost no coloured data",
-        path.display()
-    );
 }
 
 /// How many SVG text elements read exactly `text` (plotters writes each on its own line).
@@ -379,7 +337,7 @@ fn a_sweep_over_one_parameter_draws_a_line_per_contract_from_its_csv() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("6 sweep plots"));
     assert_eq!(stems(&out, "png"), SWEEP_STEMS);
     assert_eq!(stems(&out, "svg"), SWEEP_STEMS);
-    check_png(&out.join("sweep_drug_paid.png"), (1000, 640));
+    common::check_png(&out.join("sweep_drug_paid.png"), (1000, 640));
 
     // The plotted series are the CSV's numbers.
     let data = SweepData::load(&out).unwrap();
@@ -460,7 +418,7 @@ fn a_sweep_over_two_parameters_draws_heat_maps_and_more_are_skipped_with_a_note(
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(stems(&out, "svg"), SWEEP_STEMS);
     // Three contracts: one row of three panels and the colour bar.
-    check_png(
+    common::check_png(
         &out.join("sweep_drug_paid.png"),
         (3 * 360 + 150 + 24, 120 + 330),
     );

@@ -1,6 +1,8 @@
 //! Plots and the HTML report, drawn from small real run directories made through the
 //! library as `obasim run` makes them.
 
+mod common;
+
 use obasim::model::build::load;
 use obasim::output::{self, Manifest};
 use obasim::plots::{draw_run, Plot, RunData};
@@ -144,44 +146,6 @@ fn check_self_contained(doc: &str) {
     assert!(!doc.contains("@import"), "CSS import");
 }
 
-fn check_png(path: &Path, size: (u32, u32)) {
-    let bytes = std::fs::read(path).unwrap();
-    assert!(
-        bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
-        "{}",
-        path.display()
-    );
-    assert!(
-        bytes.len() > 10_000,
-        "{} is only {} bytes",
-        path.display(),
-        bytes.len()
-    );
-    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
-        .read_info()
-        .unwrap();
-    let mut pixels = vec![0; reader.output_buffer_size().expect("a buffer size")];
-    let info = reader.next_frame(&mut pixels).unwrap();
-    let expected = (
-        (size.0 as f64 * obasim::plots::PNG_SCALE) as u32,
-        (size.1 as f64 * obasim::plots::PNG_SCALE) as u32,
-    );
-    assert_eq!((info.width, info.height), expected, "{}", path.display());
-    // Sample every 5th pixel (unoptimised test builds are slow on 2 million pixels).
-    let sample: Vec<&[u8]> = pixels[..info.buffer_size()].chunks(3).step_by(5).collect();
-    let dark = sample.iter().filter(|p| p.iter().all(|&c| c < 128)).count();
-    let coloured = sample
-        .iter()
-        .filter(|p| p.iter().max().unwrap() - p.iter().min().unwrap() > 60)
-        .count();
-    assert!(dark > 400, "{}: almost no text or axes", path.display());
-    assert!(
-        coloured > 400,
-        "{}: almost no coloured data",
-        path.display()
-    );
-}
-
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -211,7 +175,7 @@ fn draw_and_check(dir: &Path, expect: &[Plot], files: bool) -> String {
     for plot in expect {
         let stem = plot.file_stem();
         let svg = if files {
-            check_png(&dir.join(format!("plots/{stem}.png")), plot.size(&run));
+            common::check_png(&dir.join(format!("plots/{stem}.png")), plot.size(&run));
             read(&dir.join(format!("plots/{stem}.svg")))
         } else {
             obasim::plots::render_svg(*plot, &run).unwrap()

@@ -2,10 +2,9 @@
 
 mod common;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn obasim(args: &[&str], extra: &[&Path]) -> std::process::Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_obasim"));
+    let mut c = common::obasim();
     c.args(args);
     for p in extra {
         c.arg(p);

@@ -5,10 +5,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn obasim() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_obasim"))
-}
-
 fn ok(o: &Output) {
     assert!(
         o.status.success(),
@@ -71,7 +67,7 @@ fn scripts_hold_the_array_the_shard_arguments_the_dependency_and_absolute_paths(
     let file = scenario(tmp.path());
     let root = std::fs::canonicalize(tmp.path()).unwrap();
     // Relative scenario and output paths, from the temp dir: the scripts get absolute ones.
-    let o = obasim()
+    let o = common::obasim()
         .current_dir(tmp.path())
         .args([
             "slurm",
@@ -176,7 +172,7 @@ fn scripts_hold_the_array_the_shard_arguments_the_dependency_and_absolute_paths(
     assert!(dir.join("shards").is_dir() && dir.join("logs").is_dir());
 
     // Default binary: this executable's absolute path; without options, no resource lines.
-    let o = obasim()
+    let o = common::obasim()
         .current_dir(tmp.path())
         .args(["slurm", "s.toml", "--shards", "2", "--out", "plain"])
         .output()
@@ -213,7 +209,7 @@ fn bad_input_is_refused_before_anything_is_written_or_submitted() {
     )
     .unwrap();
     let out = tmp.path().join("out");
-    let o = obasim()
+    let o = common::obasim()
         .arg("slurm")
         .arg(&broken)
         .args(["--shards", "4", "--out"])
@@ -229,7 +225,7 @@ fn bad_input_is_refused_before_anything_is_written_or_submitted() {
     assert!(!out.exists());
     // Even with --submit (and a sbatch at hand): nothing is submitted.
     let fake = fake_sbatch(tmp.path());
-    let o = obasim()
+    let o = common::obasim()
         .env("PATH", &fake)
         .arg("slurm")
         .arg(&broken)
@@ -246,7 +242,7 @@ fn bad_input_is_refused_before_anything_is_written_or_submitted() {
         vec!["slurm", "s.toml", "--shards", "0", "--out"],
         vec!["slurm", "s.toml", "--shards", "2", "--mem", "2 G", "--out"],
     ] {
-        let o = obasim()
+        let o = common::obasim()
             .current_dir(tmp.path())
             .args(&args)
             .arg(&out)
@@ -257,7 +253,7 @@ fn bad_input_is_refused_before_anything_is_written_or_submitted() {
     }
     // Too few patients for the scenario's cohorts: refused as `run` would refuse each shard.
     let cohorts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/hemgenix-denmark.toml");
-    let o = obasim()
+    let o = common::obasim()
         .arg("slurm")
         .arg(&cohorts)
         .args(["--shards", "2", "--patients", "20", "--out"])
@@ -271,7 +267,7 @@ fn bad_input_is_refused_before_anything_is_written_or_submitted() {
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("keep.txt"), "x").unwrap();
     let run = |force: bool| {
-        let mut c = obasim();
+        let mut c = common::obasim();
         c.arg("slurm").arg(&file).args(["--shards", "2", "--out"]);
         c.arg(&out);
         if force {
@@ -295,7 +291,7 @@ fn submit_calls_sbatch_for_the_array_then_the_merge_after_it() {
     // No sbatch on PATH: exit 1, a clear message, nothing written.
     let empty = tmp.path().join("empty-bin");
     std::fs::create_dir_all(&empty).unwrap();
-    let o = obasim()
+    let o = common::obasim()
         .env("PATH", &empty)
         .arg("slurm")
         .arg(&file)
@@ -309,7 +305,7 @@ fn submit_calls_sbatch_for_the_array_then_the_merge_after_it() {
     assert!(!out.exists());
     // A fake sbatch: the array first, then the merge depending on its id.
     let bin = fake_sbatch(tmp.path());
-    let o = obasim()
+    let o = common::obasim()
         .env("PATH", &bin)
         .arg("slurm")
         .arg(&file)
@@ -359,7 +355,7 @@ fn the_array_tasks_run_by_hand_merge_into_the_single_process_results() {
         "--seed",
         "5",
     ];
-    let o = obasim()
+    let o = common::obasim()
         .arg("slurm")
         .arg(&file)
         .args(["--shards", "3", "--out"])
@@ -393,7 +389,7 @@ fn the_array_tasks_run_by_hand_merge_into_the_single_process_results() {
         .unwrap();
     ok(&o);
     let single = base.join("single");
-    let o = obasim()
+    let o = common::obasim()
         .arg("run")
         .arg(&file)
         .args(options)

@@ -94,3 +94,49 @@ pub fn simpson(f: impl Fn(f64) -> f64, a: f64, b: f64, n: usize) -> f64 {
     }
     s * h / 3.0
 }
+
+/// The `obasim` binary built for these tests, as a command to add arguments to.
+pub fn obasim() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_obasim"))
+}
+
+/// Checks that `path` is a PNG of `size` SVG pixels drawn at the PNG scale, with text and
+/// axes (dark pixels) and coloured data (not one flat colour).
+pub fn check_png(path: &Path, size: (u32, u32)) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "{} is not a PNG",
+        path.display()
+    );
+    assert!(
+        bytes.len() > 10_000,
+        "{} is only {} bytes",
+        path.display(),
+        bytes.len()
+    );
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().expect("a buffer size")];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    let scale = obasim::plots::PNG_SCALE;
+    let expected = (
+        (size.0 as f64 * scale) as u32,
+        (size.1 as f64 * scale) as u32,
+    );
+    assert_eq!((info.width, info.height), expected, "{}", path.display());
+    // Every 5th pixel (unoptimised test builds are slow on millions of pixels).
+    let sample: Vec<&[u8]> = pixels[..info.buffer_size()].chunks(3).step_by(5).collect();
+    let dark = sample.iter().filter(|p| p.iter().all(|&c| c < 128)).count();
+    let coloured = sample
+        .iter()
+        .filter(|p| p.iter().max().unwrap() - p.iter().min().unwrap() > 60)
+        .count();
+    assert!(dark > 400, "{}: almost no text or axes", path.display());
+    assert!(
+        coloured > 400,
+        "{}: almost no coloured data",
+        path.display()
+    );
+}
