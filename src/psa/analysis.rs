@@ -156,11 +156,9 @@ pub fn cost_qalys(r: &Results, s: &Strategy) -> (f64, f64) {
     (get("payer_cost"), get("qalys"))
 }
 
-/// CEAC row: (wtp, strategy index, probability of the highest NMB, expected NMB, on the
-/// frontier (highest expected NMB at this threshold)).
-pub fn ceac(p: &PsaResults) -> Vec<(f64, usize, f64, f64, bool)> {
-    let cq: Vec<Vec<(f64, f64)>> = p
-        .draws
+/// Per draw, the mean payer cost and QALYs of each strategy (in strategy order).
+pub fn draws_cost_qalys(p: &PsaResults) -> Vec<Vec<(f64, f64)>> {
+    p.draws
         .iter()
         .map(|d| {
             p.strategies
@@ -168,7 +166,13 @@ pub fn ceac(p: &PsaResults) -> Vec<(f64, usize, f64, f64, bool)> {
                 .map(|s| cost_qalys(&d.results, s))
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+/// CEAC row: (wtp, strategy index, probability of the highest NMB, expected NMB, on the
+/// frontier (highest expected NMB at this threshold)).
+pub fn ceac(p: &PsaResults) -> Vec<(f64, usize, f64, f64, bool)> {
+    let cq = draws_cost_qalys(p);
     let k = p.draws.len() as f64;
     let mut rows = Vec::new();
     for &w in &p.wtp_grid {
@@ -192,16 +196,7 @@ pub fn ceac(p: &PsaResults) -> Vec<(f64, usize, f64, f64, bool)> {
 
 /// EVPI per patient at each threshold: E[max_s NMB_s] − max_s E[NMB_s].
 pub fn evpi(p: &PsaResults) -> Vec<(f64, f64)> {
-    let cq: Vec<Vec<(f64, f64)>> = p
-        .draws
-        .iter()
-        .map(|d| {
-            p.strategies
-                .iter()
-                .map(|s| cost_qalys(&d.results, s))
-                .collect()
-        })
-        .collect();
+    let cq = draws_cost_qalys(p);
     p.wtp_grid.iter().map(|&w| (w, evpi_at(&cq, w))).collect()
 }
 
