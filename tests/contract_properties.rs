@@ -1,5 +1,7 @@
 //! Invariants of every contract, on random contracts and random patient histories.
 
+mod common;
+
 use obasim::contracts::{
     AfterFailure, Assessment, ContractContext, ContractTerms, Installment, OnChurn, OnStop,
     OutcomeDef, OutcomeTest, PaidBy, Payment, PaymentKind, PlanTerms, ProrateRule, Warranty,
@@ -131,7 +133,7 @@ fn net(p: &[Payment]) -> f64 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: common::proptest_cases(512), ..ProptestConfig::default() })]
 
     #[test]
     fn payments_are_non_negative_and_refunds_bounded(

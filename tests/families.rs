@@ -4,6 +4,8 @@
 //! crate's own `survival`), a self-contained SplitMix64 generator with fixed seeds (so the
 //! Kolmogorov–Smirnov tests are deterministic), and brute-force Simpson integration.
 
+mod common;
+
 use obasim::model::family::Family;
 use obasim::model::special;
 use proptest::prelude::*;
@@ -999,7 +1001,7 @@ fn arb_family() -> impl Strategy<Value = Family> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig { cases: common::proptest_cases(128), ..ProptestConfig::default() })]
 
     #[test]
     fn prop_round_trip(fam in arb_family(), u in 0.0..1.0f64) {

@@ -221,6 +221,10 @@ fn sigint_stops_cleanly_and_sigkill_leaves_nothing_that_looks_complete() {
 /// an extreme value, a string by a number, truncating the file.
 fn mutate(text: &str, kind: u8, at: usize, value: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        // Truncated to nothing by an earlier edit: nothing left to edit.
+        return text.to_string();
+    }
     let i = at % lines.len();
     let mut v: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
     let extreme = [
@@ -267,7 +271,7 @@ fn mutate(text: &str, kind: u8, at: usize, value: usize) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: common::proptest_cases(160), ..ProptestConfig::default() })]
 
     /// The loader, validator and engine never panic on a damaged scenario, and never
     /// produce a non-finite number without saying so.

@@ -140,3 +140,11 @@ pub fn check_png(path: &Path, size: (u32, u32)) {
         path.display()
     );
 }
+
+/// Cases per property test: `PROPTEST_CASES` when set (to explore more), else `default`.
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
