@@ -1192,13 +1192,20 @@ fn print_headline(model: &crate::model::Model, r: &crate::results::Results) {
         "{} — mean per patient ({} {}, discounted; ± MCSE):",
         model.name, model.currency, model.price_year
     );
+    // The name column as wide as the longest contract name, so the figures line up.
+    let w = model
+        .contracts
+        .iter()
+        .map(|c| c.name.chars().count())
+        .max()
+        .unwrap_or(0);
     for c in &model.contracts {
         let get = |m: &str| r.summary_row(tname, &c.name, m);
         if let (Some(paid), Some(cost), Some(q)) =
             (get("drug_paid"), get("payer_cost"), get("qalys"))
         {
             eprintln!(
-                "  {:<28} drug paid {:>14.0} ± {:<10.0} payer cost {:>14.0} ± {:<10.0} QALYs {:.3} ± {:.3}",
+                "  {:<w$}  drug paid {:>14.0} ± {:<10.0} payer cost {:>14.0} ± {:<10.0} QALYs {:.3} ± {:.3}",
                 c.name, paid.mean, paid.mcse, cost.mean, cost.mcse, q.mean, q.mcse
             );
         }

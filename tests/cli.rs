@@ -349,3 +349,26 @@ fn bad_arguments_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.toml"));
 }
+
+#[test]
+fn headline_figures_line_up_whatever_the_contract_names() {
+    // The Roctavian scenario's contract names run from 7 to 37 characters.
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/roctavian-us-warranty.toml");
+    let out = common::obasim()
+        .args(["run", "--patients", "500", "--no-plots", "--out"])
+        .arg(tmp.path().join("run"))
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Column (in characters) of each contract's "drug paid" figure.
+    let columns: Vec<usize> = stderr
+        .lines()
+        .filter_map(|l| l.find(" drug paid ").map(|b| l[..b].chars().count()))
+        .collect();
+    assert_eq!(columns.len(), 6, "{stderr}");
+    assert!(columns.iter().all(|&c| c == columns[0]), "{stderr}");
+}
