@@ -911,26 +911,29 @@ fn compare(args: CompareArgs) -> Result<(), Failure> {
         }
     }
     let metrics = crate::design::COMPARE_METRICS;
-    print!("{:<28} {:<16} {:<28}", "run", "arm", "contract");
-    for m in metrics {
-        print!(" {m:>24}");
-    }
-    println!();
+    let mut table: Vec<Vec<String>> = vec![["run", "arm", "contract"]
+        .into_iter()
+        .chain(metrics)
+        .map(str::to_string)
+        .collect()];
     for (run, _, arm, contract) in &keys {
         let short = Path::new(run)
             .file_name()
             .map_or(run.clone(), |f| f.to_string_lossy().into_owned());
-        print!("{short:<28} {arm:<16} {contract:<28}");
+        let mut line = vec![short, arm.clone(), contract.clone()];
         for m in metrics {
-            match rows.iter().find(|r| {
-                &r.run == run && &r.arm == arm && &r.contract == contract && r.metric == m
-            }) {
-                Some(r) => print!(" {:>24}", format!("{:.4} ± {:.2}", r.mean, r.mcse)),
-                None => print!(" {:>24}", "—"),
-            }
+            line.push(
+                match rows.iter().find(|r| {
+                    &r.run == run && &r.arm == arm && &r.contract == contract && r.metric == m
+                }) {
+                    Some(r) => crate::design::mean_pm(r.mean, r.mcse),
+                    None => "—".to_string(),
+                },
+            );
         }
-        println!();
+        table.push(line);
     }
+    print!("{}", crate::design::aligned(&table, 3));
     if let Some(out) = &args.out {
         let mut w =
             csv::Writer::from_path(out).map_err(|e| io_failure(std::io::Error::other(e)))?;

@@ -313,6 +313,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn mean_pm_rounds_to_the_mcse_and_tables_align() {
+        assert_eq!(mean_pm(9_525_317.956_6, 11_195.12), "9525318 ± 11195");
+        assert_eq!(mean_pm(0.941_83, 0.001_7), "0.9418 ± 0.0017");
+        assert_eq!(mean_pm(20.468_9, 0.014), "20.469 ± 0.014");
+        assert_eq!(mean_pm(2_900_000.0, 0.0), "2900000 ± 0");
+        assert_eq!(mean_pm(0.25, 0.0), "0.2500 ± 0.0000");
+        assert_eq!(mean_pm(f64::NAN, 1.0), "—");
+        let t = aligned(
+            &[
+                vec!["run".into(), "value".into()],
+                vec!["a long name".into(), "1 ± 0".into()],
+                vec!["b".into(), "—".into()],
+            ],
+            1,
+        );
+        assert_eq!(
+            t,
+            "run          value\na long name  1 ± 0\nb                —\n"
+        );
+    }
+
+    #[test]
     fn set_syntax_and_grid() {
         assert_eq!(parse_set("a.b=1,2.5").unwrap().values, vec![1.0, 2.5]);
         assert_eq!(
@@ -364,6 +386,56 @@ pub const COMPARE_METRICS: [&str; 6] = [
     "manufacturer_npv",
     "any_refund",
 ];
+
+/// `mean ± mcse`, the mean rounded to the decimal place of the MCSE's second significant
+/// digit (a constant, MCSE 0, keeps up to four decimals); "—" when the mean is not a number.
+pub fn mean_pm(mean: f64, mcse: f64) -> String {
+    if !mean.is_finite() {
+        return "—".to_string();
+    }
+    let decimals = if mcse.is_finite() && mcse > 0.0 {
+        (1 - mcse.log10().floor() as i32).clamp(0, 8) as usize
+    } else if mean == mean.round() {
+        0
+    } else {
+        4
+    };
+    let mcse = if mcse.is_finite() { mcse } else { f64::NAN };
+    format!("{mean:.decimals$} ± {mcse:.decimals$}")
+}
+
+/// A plain-text table: each column as wide as its widest cell; the first `text_columns`
+/// columns left-aligned, the others (figures) right-aligned; two spaces between columns.
+pub fn aligned(rows: &[Vec<String>], text_columns: usize) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let width: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(c, s)| {
+                let w = width[c];
+                if c < text_columns {
+                    format!("{s:<w$}")
+                } else {
+                    format!("{s:>w$}")
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
 
 /// Reads the key metrics ([`COMPARE_METRICS`]) of finished run directories, in the order
 /// given.
