@@ -7,7 +7,7 @@
 //! sweep and every step of a solve simulates the same patients (draw 0 streams), so
 //! differences between points are not sampling noise.
 
-use crate::engine::{run_draw, RunError};
+use crate::engine::{blocks, run_blocks_keeping, RunError, Statistics};
 use crate::model::build::compile;
 use crate::model::Model;
 use crate::results::Results;
@@ -142,7 +142,8 @@ impl std::fmt::Display for DesignError {
 
 impl std::error::Error for DesignError {}
 
-/// Runs every point (in parallel, same patients for all); results in grid order.
+/// Runs every point (in parallel, same patients for all); results in grid order. Each
+/// point keeps means and errors only: the summary (quantiles NaN) and incremental tables.
 pub fn sweep(
     source: &Source,
     spans: &[Range<usize>],
@@ -159,11 +160,28 @@ pub fn sweep(
         .collect::<Result<_, _>>()?;
     models
         .par_iter()
-        .map(|m| {
-            let t = run_draw(m, 0, progress, cancel).map_err(DesignError::Run)?;
-            Ok(Results::from_tally(m, &t))
-        })
+        .map(|m| run_means(m, progress, cancel).map_err(DesignError::Run))
         .collect()
+}
+
+/// Runs `model` (draw 0) keeping means and errors only: the summary (its quantiles NaN) and
+/// incremental tables, all that sweeps and solves report. Without quantile sketches a run
+/// takes about a quarter less time; its means and MCSEs are bit for bit those of a full run.
+fn run_means(
+    model: &Model,
+    progress: &(dyn Fn(u64) + Sync),
+    cancel: &AtomicBool,
+) -> Result<Results, RunError> {
+    let all: Vec<u64> = (0..blocks(model)).collect();
+    let t = run_blocks_keeping(
+        model,
+        0,
+        &all,
+        Statistics::WithoutSketches,
+        progress,
+        cancel,
+    )?;
+    Ok(Results::summary_from_tally(model, &t))
 }
 
 /// What a solve aims at: a metric of the therapy arm under a contract (or the incremental
@@ -250,13 +268,14 @@ pub fn solve(
         evaluations += 1;
         let m = model_with(source, &spans, &[x], adjust)
             .map_err(|e| DesignError::Invalid(vec![x], e))?;
-        let t = run_draw(&m, 0, progress, cancel).map_err(DesignError::Run)?;
-        let (v, se) = target.read(&m, &Results::from_tally(&m, &t))?;
+        let r = run_means(&m, progress, cancel).map_err(DesignError::Run)?;
+        let (v, se) = target.read(&m, &r)?;
         Ok((v - target.value, se))
     };
     let (mut a, mut b) = (lo, hi);
-    let (mut fa, _) = eval(a)?;
+    let (f_lo, _) = eval(a)?;
     let (fb, _) = eval(b)?;
+    let mut fa = f_lo;
     if fa == 0.0 {
         return Ok(Solution {
             value: a,
@@ -273,7 +292,9 @@ pub fn solve(
             target.value
         )));
     }
-    let (mut fb_last, mut se_last) = (fb, 0.0);
+    // The metric (minus its target) at the solution, once evaluated there.
+    let mut at_solution = None;
+    let mut se_last = 0.0;
     for _ in 0..60 {
         let m = 0.5 * (a + b);
         let (fm, se) = eval(m)?;
@@ -281,7 +302,7 @@ pub fn solve(
         if fm == 0.0 || (b - a).abs() <= tolerance * m.abs().max(1e-12) {
             a = m;
             b = m;
-            fb_last = fm;
+            at_solution = Some(fm);
             break;
         }
         if fm.signum() == fa.signum() {
@@ -289,13 +310,16 @@ pub fn solve(
             fa = fm;
         } else {
             b = m;
-            fb_last = fm;
         }
     }
     let x = 0.5 * (a + b);
     // Slope from the original bracket (the metric is smooth in the term on common numbers).
-    let slope = (fb - eval(lo)?.0) / (hi - lo);
-    let _ = fb_last;
+    let slope = (fb - f_lo) / (hi - lo);
+    let achieved = target.value
+        + match at_solution {
+            Some(f) => f,
+            None => eval(x)?.0,
+        };
     Ok(Solution {
         value: x,
         mcse: if slope != 0.0 {
@@ -303,7 +327,7 @@ pub fn solve(
         } else {
             f64::INFINITY
         },
-        achieved: target.value + eval(x)?.0,
+        achieved,
         evaluations,
     })
 }
