@@ -7,7 +7,7 @@
 //! the units whose index is i modulo N. Unit results merge exactly, so a run split into
 //! shards and merged gives byte-identical tables.
 
-use crate::engine::{blocks, run_blocks, run_blocks_keeping, RunError, Statistics, Tally};
+use crate::engine::{blocks, run_blocks_keeping, RunError, Statistics, Tally};
 use crate::model::Model;
 use crate::psa::analysis::{model_for, strategies, wtp_grid, DrawResult, PsaError, PsaResults};
 use crate::psa::Uncertainty;
@@ -243,7 +243,19 @@ impl Plan {
                         incremental: results.incremental,
                     })
                 } else {
-                    let tally = run_blocks(&r.model, r.stream_draw, block_ids, progress, cancel)?;
+                    // A one-way (tornado) run reports means only: no quantile sketches.
+                    let statistics = match r.kind {
+                        RunKind::OneWay { .. } => Statistics::WithoutSketches,
+                        _ => Statistics::Full,
+                    };
+                    let tally = run_blocks_keeping(
+                        &r.model,
+                        r.stream_draw,
+                        block_ids,
+                        statistics,
+                        progress,
+                        cancel,
+                    )?;
                     Ok(UnitResult::Partial {
                         run: *run,
                         tally: Box::new(tally),
@@ -279,7 +291,10 @@ impl Plan {
                 .as_ref()
                 .filter(|t| t.moments.count() == r.model.sim.patients)
                 .ok_or_else(|| PsaError::Setup(format!("run {run} is incomplete")))?;
-            Ok(Results::from_tally(&r.model, t))
+            Ok(match r.kind {
+                RunKind::OneWay { .. } => Results::summary_from_tally(&r.model, t),
+                _ => Results::from_tally(&r.model, t),
+            })
         };
         let base = results_of(0)?;
         let base_model = &self.runs[0].model;
