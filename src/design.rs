@@ -424,7 +424,6 @@ pub fn mean_pm(mean: f64, mcse: f64) -> String {
     } else {
         4
     };
-    let mcse = if mcse.is_finite() { mcse } else { f64::NAN };
     format!("{mean:.decimals$} ± {mcse:.decimals$}")
 }
 
