@@ -3,6 +3,7 @@
 
 use super::format::TickFormat;
 use super::{DrawResult, Scale};
+use plotters::chart::MeshStyle;
 use plotters::coord::ranged1d::{BoldPoints, Ranged};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -255,22 +256,29 @@ pub fn panel<'a, DB: DrawingBackend>(
     let mut chart = builder.build_cartesian_2d(x.range.clone(), y.range.clone())?;
     let x_label = |v: &f64| x_fmt.label(*v);
     let y_label = |v: &f64| y_fmt.label(*v);
-    chart
-        .configure_mesh()
-        .x_labels(x.labels)
+    let mut mesh = chart.configure_mesh();
+    mesh.x_labels(x.labels)
         .y_labels(y.labels)
         .x_label_formatter(&x_label)
         .y_label_formatter(&y_label)
         .x_desc(x.desc.clone())
         .y_desc(y.desc.clone())
-        .label_style(tick_font)
-        .axis_desc_style(s.font(AXIS_DESC_SIZE, TEXT))
+        .label_style(tick_font);
+    house_style(&mut mesh, s).draw()?;
+    Ok(chart)
+}
+
+/// The fonts and line styles every mesh shares: axis descriptions, axes, grid lines (no
+/// minor lines) and tick marks.
+fn house_style<'m, 'a, 'b, DB: DrawingBackend>(
+    mesh: &'m mut MeshStyle<'a, 'b, RangedCoordf64, RangedCoordf64, DB>,
+    s: Scale,
+) -> &'m mut MeshStyle<'a, 'b, RangedCoordf64, RangedCoordf64, DB> {
+    mesh.axis_desc_style(s.font(AXIS_DESC_SIZE, TEXT))
         .axis_style(TEXT.stroke_width(s.u(1.0)))
         .bold_line_style(GRID.stroke_width(s.u(1.0)))
         .light_line_style(TRANSPARENT)
         .set_all_tick_mark_size(s.px(5.0))
-        .draw()?;
-    Ok(chart)
 }
 
 /// The mesh of a horizontal bar chart: value ticks and grid on x, no y labels (the bars are
@@ -281,20 +289,14 @@ pub fn bar_mesh<DB: DrawingBackend>(
     x_desc: String,
     s: Scale,
 ) -> DrawResult {
-    chart
-        .configure_mesh()
-        .x_labels(8)
+    let mut mesh = chart.configure_mesh();
+    mesh.x_labels(8)
         .y_labels(0)
         .disable_y_mesh()
         .x_label_formatter(x_label)
         .x_desc(x_desc)
-        .label_style(s.font(TICK_SIZE, TEXT))
-        .axis_desc_style(s.font(AXIS_DESC_SIZE, TEXT))
-        .axis_style(TEXT.stroke_width(s.u(1.0)))
-        .bold_line_style(GRID.stroke_width(s.u(1.0)))
-        .light_line_style(TRANSPARENT)
-        .set_all_tick_mark_size(s.px(5.0))
-        .draw()?;
+        .label_style(s.font(TICK_SIZE, TEXT));
+    house_style(&mut mesh, s).draw()?;
     Ok(())
 }
 
