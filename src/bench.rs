@@ -8,11 +8,16 @@
 //! thread and on all cores, interleaved and repeated (best of `repeats`):
 //! - the floor (seed each stream, draw its count of `u64`s);
 //! - the trajectories and contracts alone (the sampler and the contract terms, no accounting);
+//! - the metric statistics alone: one block of patients' metric values, recorded untimed, fed
+//!   again and again into the moments and quantile sketches that `summary.csv` reports (no
+//!   sampling, no accounting). A lower bound on what the engine's statistics cost, as the
+//!   replayed values touch fewer sketch buckets than fresh patients do;
 //! - the whole engine (the same work as `obasim run`'s simulation: accounting, moments,
 //!   quantile sketches, cash flows and occupancy, merged over workers).
 //!
 //! Speed targets live in this output, never in timed tests.
 
+use crate::engine::tally::{patient_values, reference_values, Tally};
 use crate::engine::{self, PatientRecord, BLOCK_SIZE};
 use crate::model::build::load;
 use crate::model::Model;
@@ -136,6 +141,12 @@ pub struct BenchReport {
     pub floor: Timing,
     /// Trajectories and contract terms only (no accounting or statistics).
     pub trajectories: Timing,
+    /// The moments and quantile sketches of the per-patient metrics alone, on recorded
+    /// values (no sampling, no accounting).
+    pub statistics: Timing,
+    /// Per-patient metrics (slots with moments), each with a quantile sketch unless it
+    /// always equals another slot.
+    pub metrics_per_patient: usize,
     /// The whole engine, as `obasim run` simulates.
     pub engine: Timing,
     /// Engine time over floor time, one thread.
@@ -144,6 +155,8 @@ pub struct BenchReport {
     pub engine_over_floor_parallel: f64,
     /// Trajectories-and-contracts time over floor time, one thread.
     pub trajectories_over_floor_1_thread: f64,
+    /// Statistics-alone time over floor time, one thread.
+    pub statistics_over_floor_1_thread: f64,
 }
 
 /// The random numbers each patient of a model consumed: the stream identifiers (the same
@@ -254,6 +267,48 @@ fn trajectories_only(model: &Model) -> f64 {
         .sum()
 }
 
+/// One block of patients' metric values, recorded untimed, for [`statistics_only`].
+struct RecordedValues {
+    shift: Vec<f64>,
+    rows: Vec<f64>,
+    slots: usize,
+}
+
+impl RecordedValues {
+    fn record(model: &Model) -> Self {
+        let shift = reference_values(model, 0);
+        let slots = shift.len();
+        Self {
+            rows: patient_values(model, 0, 0..BLOCK_SIZE.min(model.sim.patients)),
+            shift,
+            slots,
+        }
+    }
+
+    /// Feeds every patient of the model, in fixed blocks on the current rayon pool, the
+    /// recorded values (patient i gets row i mod the recorded patients) into tallies: the
+    /// moments and quantile sketches only. Returns the number of patients recorded.
+    fn statistics_only(&self, model: &Model) -> u64 {
+        let n = model.sim.patients;
+        let recorded = (self.rows.len() / self.slots.max(1)).max(1) as u64;
+        let blocks: Vec<u64> = (0..engine::blocks(model)).collect();
+        engine::per_worker(
+            &blocks,
+            || Tally::new(model, self.shift.clone()),
+            |tally, b| {
+                for i in b * BLOCK_SIZE..((b + 1) * BLOCK_SIZE).min(n) {
+                    let r = (i % recorded) as usize * self.slots;
+                    tally.record_values(&self.rows[r..r + self.slots]);
+                }
+                tally.end_block();
+            },
+        )
+        .into_iter()
+        .reduce(Tally::merge)
+        .map_or(0, |t| t.moments.count())
+    }
+}
+
 fn time<T>(f: impl FnOnce() -> T) -> f64 {
     let start = Instant::now();
     black_box(f());
@@ -277,6 +332,7 @@ pub fn bench_model(
     let one = pool(1)?;
     let all = pool(options.threads)?;
     let random = all.install(|| RandomUse::record(&model));
+    let values = RecordedValues::record(&model);
     let cancel = AtomicBool::new(false);
     let engine_run = |p: &rayon::ThreadPool| {
         time(|| {
@@ -286,14 +342,17 @@ pub fn bench_model(
     };
     // Warm up (page in code and data, grow the allocator's arenas).
     all.install(|| random.replay());
+    all.install(|| values.statistics_only(&model));
     engine_run(&all);
-    let mut best = [f64::INFINITY; 6];
+    let mut best = [f64::INFINITY; 8];
     for _ in 0..options.repeats.max(1) {
         let t = [
             time(|| one.install(|| random.replay())),
             time(|| all.install(|| random.replay())),
             time(|| one.install(|| trajectories_only(&model))),
             time(|| all.install(|| trajectories_only(&model))),
+            time(|| one.install(|| values.statistics_only(&model))),
+            time(|| all.install(|| values.statistics_only(&model))),
             engine_run(&one),
             engine_run(&all),
         ];
@@ -304,7 +363,8 @@ pub fn bench_model(
     let n = options.patients;
     let floor = Timing::new(best[0], best[1], n, options.threads);
     let trajectories = Timing::new(best[2], best[3], n, options.threads);
-    let engine = Timing::new(best[4], best[5], n, options.threads);
+    let statistics = Timing::new(best[4], best[5], n, options.threads);
+    let engine = Timing::new(best[6], best[7], n, options.threads);
     Ok(BenchReport {
         model: reference.key.to_string(),
         name: model.name.clone(),
@@ -316,8 +376,11 @@ pub fn bench_model(
         engine_over_floor_1_thread: engine.seconds_1_thread / floor.seconds_1_thread,
         engine_over_floor_parallel: engine.seconds_parallel / floor.seconds_parallel,
         trajectories_over_floor_1_thread: trajectories.seconds_1_thread / floor.seconds_1_thread,
+        statistics_over_floor_1_thread: statistics.seconds_1_thread / floor.seconds_1_thread,
+        metrics_per_patient: values.slots,
         floor,
         trajectories,
+        statistics,
         engine,
     })
 }
@@ -345,6 +408,7 @@ pub fn render(r: &BenchReport) -> String {
     for (label, t) in [
         ("floor (random numbers)", &r.floor),
         ("trajectories + contracts", &r.trajectories),
+        ("metric statistics alone", &r.statistics),
         ("engine (as `obasim run`)", &r.engine),
     ] {
         s.push_str(&format!(
@@ -363,6 +427,11 @@ pub fn render(r: &BenchReport) -> String {
         r.engine_over_floor_parallel,
         threads,
         r.trajectories_over_floor_1_thread
+    ));
+    s.push_str(&format!(
+        "  metric statistics alone / floor: {:.2}x (moments and quantile sketches of {} metrics per patient,\n  \
+         the summary.csv columns, fed one block of recorded values: no sampling, no accounting)\n",
+        r.statistics_over_floor_1_thread, r.metrics_per_patient
     ));
     s
 }

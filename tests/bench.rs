@@ -109,7 +109,8 @@ fn bench_reports_consistent_figures() {
     assert_eq!(r.patients, 3_000);
     assert_eq!(r.streams_per_patient, 3.0);
     assert!(r.random_numbers_per_patient >= 5.0);
-    for t in [&r.floor, &r.trajectories, &r.engine] {
+    assert_eq!(r.metrics_per_patient, 92);
+    for t in [&r.floor, &r.trajectories, &r.statistics, &r.engine] {
         assert!(t.seconds_1_thread > 0.0 && t.seconds_parallel > 0.0);
         let ns = t.seconds_1_thread * 1e9 / 3_000.0;
         assert!((t.ns_per_patient_1_thread - ns).abs() <= 1e-9 * ns);
@@ -118,6 +119,8 @@ fn bench_reports_consistent_figures() {
     }
     let ratio = r.engine.seconds_1_thread / r.floor.seconds_1_thread;
     assert!((r.engine_over_floor_1_thread - ratio).abs() <= 1e-12 * ratio);
+    let ratio = r.statistics.seconds_1_thread / r.floor.seconds_1_thread;
+    assert!((r.statistics_over_floor_1_thread - ratio).abs() <= 1e-12 * ratio);
 }
 
 #[test]
@@ -144,7 +147,7 @@ fn bench_command_prints_json_and_refuses_bad_options() {
     let reports = v.as_array().unwrap();
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0]["model"], "b");
-    for key in ["floor", "trajectories", "engine"] {
+    for key in ["floor", "trajectories", "statistics", "engine"] {
         assert!(reports[0][key]["ns_per_patient_1_thread"].as_f64().unwrap() > 0.0);
         assert!(reports[0][key]["parallel_efficiency"].as_f64().unwrap() > 0.0);
     }
@@ -165,6 +168,7 @@ fn bench_command_prints_json_and_refuses_bad_options() {
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(text.contains("engine / floor"), "{text}");
     assert!(text.contains("floor (random numbers)"), "{text}");
+    assert!(text.contains("metric statistics alone / floor"), "{text}");
 
     for bad in [
         vec!["bench", "--model", "z"],

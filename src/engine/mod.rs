@@ -98,33 +98,25 @@ pub fn run_blocks_keeping(
         .iter()
         .map(|&b| (b * BLOCK_SIZE + BLOCK_SIZE).min(n) - b * BLOCK_SIZE)
         .sum();
-    // One accumulator per worker thread (not per rayon split): a fresh tally's sketches
-    // grow from nothing and every extra tally costs a merge. A worker holds its slot's lock
-    // only while it simulates one block (no rayon call inside), so the locks are never
-    // contended. Merging is exact, so the order of the slots does not matter.
-    let workers = rayon::current_num_threads().max(1);
-    let slots: Vec<Mutex<Option<(Tally, PatientRecord)>>> =
-        (0..workers).map(|_| Mutex::new(None)).collect();
-    block_ids.par_iter().for_each(|&b| {
-        if cancel.load(Ordering::Relaxed) {
-            return;
-        }
-        let worker = rayon::current_thread_index().unwrap_or(0) % workers;
-        let mut slot = slots[worker].lock().unwrap_or_else(|e| e.into_inner());
-        let (tally, rec) =
-            slot.get_or_insert_with(|| (empty(shift.clone()), PatientRecord::new(model)));
-        let start = b * BLOCK_SIZE;
-        let end = (start + BLOCK_SIZE).min(n);
-        for i in start..end {
-            rec.simulate(model, draw, i);
-            tally.record(model, rec);
-        }
-        tally.end_block();
-        progress(end - start);
-    });
-    let result = slots
+    let states = per_worker(
+        block_ids,
+        || (empty(shift.clone()), PatientRecord::new(model)),
+        |(tally, rec), b| {
+            if cancel.load(Ordering::Relaxed) {
+                return;
+            }
+            let start = b * BLOCK_SIZE;
+            let end = (start + BLOCK_SIZE).min(n);
+            for i in start..end {
+                rec.simulate(model, draw, i);
+                tally.record(model, rec);
+            }
+            tally.end_block();
+            progress(end - start);
+        },
+    );
+    let result = states
         .into_iter()
-        .filter_map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner()))
         .map(|(tally, _)| tally)
         .reduce(Tally::merge)
         .unwrap_or_else(|| empty(shift));
@@ -132,6 +124,31 @@ pub fn run_blocks_keeping(
         return Err(RunError::Cancelled);
     }
     Ok(result)
+}
+
+/// Runs `body` on every block of `block_ids`, on the current rayon pool, with one state per
+/// worker thread (made by `init` when the worker takes its first block), and returns the
+/// states made. One accumulator per worker, not per rayon split: a fresh tally's sketches
+/// grow from nothing and every extra tally costs a merge. A worker holds its state's lock
+/// only while `body` runs (which must not call into rayon), so the locks are never
+/// contended. Which worker ran which block varies; merging tallies is exact and
+/// order-independent, so results do not.
+pub fn per_worker<S: Send>(
+    block_ids: &[u64],
+    init: impl Fn() -> S + Sync,
+    body: impl Fn(&mut S, u64) + Sync,
+) -> Vec<S> {
+    let workers = rayon::current_num_threads().max(1);
+    let slots: Vec<Mutex<Option<S>>> = (0..workers).map(|_| Mutex::new(None)).collect();
+    block_ids.par_iter().for_each(|&b| {
+        let worker = rayon::current_thread_index().unwrap_or(0) % workers;
+        let mut slot = slots[worker].lock().unwrap_or_else(|e| e.into_inner());
+        body(slot.get_or_insert_with(&init), b);
+    });
+    slots
+        .into_iter()
+        .filter_map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -550,6 +550,20 @@ impl Tally {
         }
     }
 
+    /// Adds one patient's metric values (a row in [`Layout`] order, as [`patient_values`]
+    /// gives) to the moments and quantile sketches, and nothing else: no accounting, cash
+    /// flows or occupancy. `obasim bench` times this as the cost of the statistics alone;
+    /// the moments and sketches are those [`Tally::record`] makes of the same patients.
+    pub fn record_values(&mut self, values: &[f64]) {
+        let slots = self.moments.slots();
+        let i = self.pending_patients;
+        self.pending[i * slots..(i + 1) * slots].copy_from_slice(values);
+        self.pending_patients += 1;
+        if self.pending.len() == self.pending_patients * slots {
+            self.flush_pending();
+        }
+    }
+
     /// Closes a fixed block of patients (see [`MomentSet::end_block`]).
     pub fn end_block(&mut self) {
         self.flush_pending();
@@ -731,29 +745,72 @@ pub fn compute_values(
 
 /// The reference (shift) values: patient 0's metric values in `draw`.
 pub fn reference_values(model: &Model, draw: u64) -> Vec<f64> {
+    patient_values(model, draw, 0..1)
+}
+
+/// The metric values of `patients` in `draw`: one row of [`Layout::slots`] values per
+/// patient, in patient order.
+pub fn patient_values(model: &Model, draw: u64, patients: std::ops::Range<u64>) -> Vec<f64> {
     let mut rec = PatientRecord::new(model);
-    rec.simulate(model, draw, 0);
     let layout = Layout::new(model);
-    let mut values = vec![0.0; layout.slots()];
+    let slots = layout.slots();
+    let mut values = vec![0.0; slots * patients.clone().count()];
     let mut flows = YearSums::new(
         FlowSeries::new(model).count(),
         model.sim.years(),
         model.sim.costs,
     );
-    compute_values(
-        model,
-        &layout,
-        &rec,
-        &mut values,
-        &mut flows,
-        &mut Vec::new(),
-    );
+    let mut totals = Vec::new();
+    for (row, i) in values.chunks_exact_mut(slots.max(1)).zip(patients) {
+        rec.simulate(model, draw, i);
+        compute_values(model, &layout, &rec, row, &mut flows, &mut totals);
+    }
     values
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Recording precomputed values (what `obasim bench` times as the statistics alone) makes
+    /// the same moments and sketches as recording the simulated patients.
+    #[test]
+    fn record_values_accumulates_what_record_does() {
+        let model = crate::bench::ReferenceModel::find("a")
+            .unwrap()
+            .model(2500)
+            .unwrap();
+        let n = model.sim.patients;
+        let shift = reference_values(&model, 0);
+        let (mut direct, mut replayed) = (
+            Tally::new(&model, shift.clone()),
+            Tally::new(&model, shift.clone()),
+        );
+        let values = patient_values(&model, 0, 0..n);
+        let slots = shift.len();
+        let mut rec = PatientRecord::new(&model);
+        for i in 0..n {
+            rec.simulate(&model, 0, i);
+            direct.record(&model, &rec);
+            replayed.record_values(&values[i as usize * slots..(i as usize + 1) * slots]);
+            if (i + 1) % crate::engine::BLOCK_SIZE == 0 || i + 1 == n {
+                direct.end_block();
+                replayed.end_block();
+            }
+        }
+        assert_eq!(replayed.moments.count(), n);
+        for s in 0..slots {
+            assert_eq!(
+                direct.moments.mean_sd(s),
+                replayed.moments.mean_sd(s),
+                "slot {s}"
+            );
+            assert_eq!(direct.sketch(s), replayed.sketch(s), "slot {s}");
+        }
+        // Not a vacuous comparison: the values vary between patients.
+        assert!(direct.moments.mean_sd(0).sd > 0.0);
+        assert!(direct.sketch(0).count() == n);
+    }
 
     #[test]
     fn shared_sketches_are_exactly_the_contract_independent_slots() {
