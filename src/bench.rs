@@ -271,17 +271,13 @@ fn trajectories_only(model: &Model) -> f64 {
 struct RecordedValues {
     shift: Vec<f64>,
     rows: Vec<f64>,
-    slots: usize,
 }
 
 impl RecordedValues {
     fn record(model: &Model) -> Self {
-        let shift = reference_values(model, 0);
-        let slots = shift.len();
         Self {
             rows: patient_values(model, 0, 0..BLOCK_SIZE.min(model.sim.patients)),
-            shift,
-            slots,
+            shift: reference_values(model, 0),
         }
     }
 
@@ -290,15 +286,16 @@ impl RecordedValues {
     /// moments and quantile sketches only. Returns the number of patients recorded.
     fn statistics_only(&self, model: &Model) -> u64 {
         let n = model.sim.patients;
-        let recorded = (self.rows.len() / self.slots.max(1)).max(1) as u64;
+        let slots = self.shift.len();
+        let recorded = (self.rows.len() / slots.max(1)).max(1) as u64;
         let blocks: Vec<u64> = (0..engine::blocks(model)).collect();
         engine::per_worker(
             &blocks,
             || Tally::new(model, self.shift.clone()),
             |tally, b| {
                 for i in b * BLOCK_SIZE..((b + 1) * BLOCK_SIZE).min(n) {
-                    let r = (i % recorded) as usize * self.slots;
-                    tally.record_values(&self.rows[r..r + self.slots]);
+                    let r = (i % recorded) as usize * slots;
+                    tally.record_values(&self.rows[r..r + slots]);
                 }
                 tally.end_block();
             },
@@ -377,7 +374,7 @@ pub fn bench_model(
         engine_over_floor_parallel: engine.seconds_parallel / floor.seconds_parallel,
         trajectories_over_floor_1_thread: trajectories.seconds_1_thread / floor.seconds_1_thread,
         statistics_over_floor_1_thread: statistics.seconds_1_thread / floor.seconds_1_thread,
-        metrics_per_patient: values.slots,
+        metrics_per_patient: values.shift.len(),
         floor,
         trajectories,
         statistics,

@@ -522,10 +522,7 @@ impl Tally {
             &mut self.flows,
             &mut self.totals,
         );
-        self.pending_patients += 1;
-        if self.pending.len() == self.pending_patients * slots {
-            self.flush_pending();
-        }
+        self.row_written();
         if let (Some(cs), Some(cm)) = (self.cohort.as_mut(), model.cohort.as_ref()) {
             if let Some((r, u)) = cm.place(rec.index) {
                 cs.record(model, rec, r, u);
@@ -558,8 +555,13 @@ impl Tally {
         let slots = self.moments.slots();
         let i = self.pending_patients;
         self.pending[i * slots..(i + 1) * slots].copy_from_slice(values);
+        self.row_written();
+    }
+
+    /// Counts the pending row just written; flushes the pending rows when the buffer is full.
+    fn row_written(&mut self) {
         self.pending_patients += 1;
-        if self.pending.len() == self.pending_patients * slots {
+        if self.pending.len() == self.pending_patients * self.moments.slots() {
             self.flush_pending();
         }
     }
@@ -754,7 +756,7 @@ pub fn patient_values(model: &Model, draw: u64, patients: std::ops::Range<u64>) 
     let mut rec = PatientRecord::new(model);
     let layout = Layout::new(model);
     let slots = layout.slots();
-    let mut values = vec![0.0; slots * patients.clone().count()];
+    let mut values = vec![0.0; slots * (patients.end - patients.start) as usize];
     let mut flows = YearSums::new(
         FlowSeries::new(model).count(),
         model.sim.years(),
