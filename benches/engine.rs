@@ -1,10 +1,11 @@
 //! Criterion benches of the engine: the reference models of `obasim bench` (scenarios/bench/)
 //! and the shipped example, each against its floor (the loop that draws exactly the random
-//! numbers the model consumes). Single thread, fixed seed.
+//! numbers the model consumes) and the metric statistics alone (recorded metric values fed to
+//! the moments and quantile sketches, as `obasim bench` times them). Single thread, fixed seed.
 //! Run with `cargo bench --bench engine`; compare the engine and floor lines of one run.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use obasim::bench::{RandomUse, REFERENCE_MODELS};
+use obasim::bench::{RandomUse, RecordedValues, REFERENCE_MODELS};
 use obasim::model::build::load;
 use obasim::model::Model;
 use obasim::scenario::Source;
@@ -23,6 +24,7 @@ fn bench_model(c: &mut Criterion, label: &str, model: &Model) {
     let pool = one_thread();
     let cancel = AtomicBool::new(false);
     let random = pool.install(|| RandomUse::record(model));
+    let values = RecordedValues::record(model);
     let mut group = c.benchmark_group(label);
     group.sample_size(10);
     group.throughput(Throughput::Elements(model.sim.patients));
@@ -34,6 +36,9 @@ fn bench_model(c: &mut Criterion, label: &str, model: &Model) {
     });
     group.bench_function("floor, 1 thread", |b| {
         b.iter(|| pool.install(|| random.replay()))
+    });
+    group.bench_function("metric statistics alone, 1 thread", |b| {
+        b.iter(|| pool.install(|| values.statistics_only(model)))
     });
     group.finish();
 }

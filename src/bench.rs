@@ -267,14 +267,16 @@ fn trajectories_only(model: &Model) -> f64 {
         .sum()
 }
 
-/// One block of patients' metric values, recorded untimed, for [`statistics_only`].
-struct RecordedValues {
+/// One block of a model's per-patient metric values, recorded untimed, to time the metric
+/// statistics alone ([`RecordedValues::statistics_only`]).
+pub struct RecordedValues {
     shift: Vec<f64>,
     rows: Vec<f64>,
 }
 
 impl RecordedValues {
-    fn record(model: &Model) -> Self {
+    /// Simulates and accounts the first block of patients of draw 0 (untimed).
+    pub fn record(model: &Model) -> Self {
         Self {
             rows: patient_values(model, 0, 0..BLOCK_SIZE.min(model.sim.patients)),
             shift: reference_values(model, 0),
@@ -284,7 +286,7 @@ impl RecordedValues {
     /// Feeds every patient of the model, in fixed blocks on the current rayon pool, the
     /// recorded values (patient i gets row i mod the recorded patients) into tallies: the
     /// moments and quantile sketches only. Returns the number of patients recorded.
-    fn statistics_only(&self, model: &Model) -> u64 {
+    pub fn statistics_only(&self, model: &Model) -> u64 {
         let n = model.sim.patients;
         let slots = self.shift.len();
         let recorded = (self.rows.len() / slots.max(1)).max(1) as u64;
