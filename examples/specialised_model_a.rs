@@ -12,6 +12,7 @@
 //! Prints the floor, this loop and the engine (`obasim run`'s simulation), one thread each,
 //! best of three, in ns per patient and as ratios to the floor; exits 1 if a mean disagrees.
 
+use obasim::accounting::Discounter;
 use obasim::bench::{RandomUse, ReferenceModel};
 use obasim::engine::tally::{ARM_METRICS, CONTRACT_METRICS};
 use obasim::engine::{run_draw, Tally};
@@ -41,39 +42,6 @@ const CONTRACT_COMPARED: [&str; 3] = ["payer_cost", "drug_paid", "manufacturer_n
 const CONTRACTS: usize = 5;
 const COMPARED: usize = 2 * ARM_COMPARED.len() + CONTRACTS * CONTRACT_COMPARED.len();
 
-/// Continuous discounting at annual rate r: d(t) = e^{-δt}, δ = ln(1 + r); d(k) tabulated for
-/// the whole years on which payments fall.
-struct Discount {
-    delta: f64,
-    whole_years: [f64; 8],
-}
-
-impl Discount {
-    fn new(rate: f64) -> Self {
-        let delta = rate.ln_1p();
-        Self {
-            delta,
-            whole_years: std::array::from_fn(|k| (-delta * k as f64).exp()),
-        }
-    }
-
-    #[inline(always)]
-    fn factor(&self, t: f64) -> f64 {
-        let k = t as usize;
-        if k < self.whole_years.len() && k as f64 == t {
-            self.whole_years[k]
-        } else {
-            (-self.delta * t).exp()
-        }
-    }
-
-    /// ∫_a^b d(t) dt, given d(a).
-    #[inline(always)]
-    fn integral(&self, a: f64, b: f64, da: f64) -> f64 {
-        -da * (-self.delta * (b - a)).exp_m1() / self.delta
-    }
-}
-
 /// Sums and sums of squares of the compared values over all patients.
 struct Sums {
     n: u64,
@@ -83,7 +51,7 @@ struct Sums {
 
 /// Simulates every patient of `model` (draw 0) on the calling thread.
 fn specialised(model: &Model) -> Sums {
-    let (costs, manufacturer) = (Discount::new(0.03), Discount::new(0.08));
+    let (costs, manufacturer) = (Discounter::new(0.03), Discounter::new(0.08));
     let outcomes = &costs; // the same 3%
     let mut s = Sums {
         n: model.sim.patients,
@@ -114,9 +82,9 @@ fn specialised(model: &Model) -> Sums {
         };
         let end = death.min(HORIZON);
         let response_end = failure.min(end);
-        let in_response = outcomes.integral(0.0, response_end, 1.0);
+        let in_response = outcomes.integral_given_start(0.0, response_end, 1.0);
         let in_failure = if response_end < end {
-            outcomes.integral(response_end, end, outcomes.factor(response_end))
+            outcomes.integral_given_start(response_end, end, outcomes.factor(response_end))
         } else {
             0.0
         };
@@ -134,7 +102,7 @@ fn specialised(model: &Model) -> Sums {
         let end = (exp1(&mut rng) / FAILURE_DEATH)
             .min(background)
             .min(HORIZON);
-        let alive = outcomes.integral(0.0, end, 1.0);
+        let alive = outcomes.integral_given_start(0.0, end, 1.0);
         let standard = [UTILITY_FAILURE * alive, alive, COST_FAILURE * alive];
 
         // The five contracts' payments: (time, amount) in time order.
