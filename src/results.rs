@@ -358,7 +358,7 @@ impl Results {
                         "inc_nmb",
                         Some(w),
                         value,
-                        (var.max(0.0) / nf).sqrt(),
+                        (nonnegative(var) / nf).sqrt(),
                         "",
                     ));
                 }
@@ -421,7 +421,11 @@ impl Results {
                         time: (j as f64 * step).min(model.sim.horizon),
                         state: state.name.clone(),
                         share,
-                        mcse: (share * (1.0 - share) / nf).sqrt(),
+                        mcse: if nf >= 2.0 {
+                            (share * (1.0 - share) / nf).sqrt()
+                        } else {
+                            f64::NAN
+                        },
                     });
                 }
             }
@@ -454,12 +458,20 @@ impl Results {
     fn check_finite_keeping(&self, quantiles: bool) -> Result<(), String> {
         let bad =
             |table: &str, what: String| Err(format!("{table}: {what} is not a finite number"));
+        // With one patient no spread can be estimated: SDs, MCSEs and variances are
+        // undefined and written empty (the run warns); everything else must be finite.
+        let single = self.summary.first().is_some_and(|r| r.n < 2);
+        let error_ok = |v: f64| v.is_finite() || (single && v.is_nan());
         for r in &self.summary {
-            let checked = if quantiles { 6 } else { 3 };
+            if !(error_ok(r.mcse) && error_ok(r.sd)) {
+                return bad(
+                    "summary.csv",
+                    format!("mcse or sd of {} / {} / {}", r.arm, r.contract, r.metric),
+                );
+            }
+            let checked = if quantiles { 4 } else { 1 };
             for (name, v) in [
                 ("mean", r.mean),
-                ("mcse", r.mcse),
-                ("sd", r.sd),
                 ("p025", r.p025),
                 ("p50", r.p50),
                 ("p975", r.p975),
@@ -477,7 +489,7 @@ impl Results {
         }
         for r in &self.incremental {
             let exempt = r.metric == "icer" && r.note == "no QALY difference";
-            let finite = r.value.is_finite() && r.mcse.is_finite();
+            let finite = r.value.is_finite() && error_ok(r.mcse);
             if !(exempt || finite) {
                 return bad(
                     "incremental.csv",
@@ -504,7 +516,7 @@ impl Results {
             }
         }
         for r in &self.occupancy {
-            if !(r.share.is_finite() && r.mcse.is_finite()) {
+            if !(r.share.is_finite() && error_ok(r.mcse)) {
                 return bad(
                     "occupancy.csv",
                     format!("{} at {} in {}", r.state, r.time, r.arm),
@@ -540,12 +552,12 @@ impl Results {
             }
         }
         for r in &self.risk {
-            if !r.value.is_finite() {
+            if !error_ok(r.value) {
                 return bad("risk.csv", format!("{} of {}", r.metric, r.contract));
             }
         }
         for r in &self.prices {
-            if !(r.value.is_finite() && r.mcse.is_finite()) {
+            if !(r.value.is_finite() && error_ok(r.mcse)) {
                 return bad("prices.csv", format!("{} of {}", r.metric, r.contract));
             }
         }
@@ -557,6 +569,16 @@ impl Results {
         self.summary
             .iter()
             .find(|r| r.arm == arm && r.contract == contract && r.metric == metric)
+    }
+}
+
+/// A variance computed as a difference of sums, with rounding below zero cut to 0; an
+/// undefined one (NaN: fewer than two values) stays undefined.
+fn nonnegative(var: f64) -> f64 {
+    if var < 0.0 {
+        0.0
+    } else {
+        var
     }
 }
 
@@ -578,7 +600,7 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
     let var = if v.len() > 1 {
         ((s2 - s1 * s1 / n) / (n - 1.0)).max(0.0)
     } else {
-        0.0
+        f64::NAN
     };
     (k + s1 / n, var.sqrt())
 }
@@ -701,8 +723,8 @@ fn risk_rows(model: &Model, tally: &Tally) -> Vec<RiskRow> {
             .sd;
         for &w in &model.sim.wtp {
             // Var(λQ − C): how uncertain the value for money of one treated patient is.
-            let var = (w * w * q * q + sd_c * sd_c - 2.0 * w * cov_qc).max(0.0);
-            let var_up = (w * w * q * q + upfront_var - 2.0 * w * cov_qo).max(0.0);
+            let var = nonnegative(w * w * q * q + sd_c * sd_c - 2.0 * w * cov_qc);
+            let var_up = nonnegative(w * w * q * q + upfront_var - 2.0 * w * cov_qo);
             push_at("net_benefit_sd", Some(w), var.sqrt());
             push_at("upfront_net_benefit_sd", Some(w), var_up.sqrt());
             push_at(
@@ -768,7 +790,7 @@ fn price_rows(model: &Model, tally: &Tally) -> Vec<PriceRow> {
     let price = model.therapy.list_price;
     let n = tally.moments.count() as f64;
     let mut rows = Vec::new();
-    if price <= 0.0 || n < 2.0 {
+    if price <= 0.0 || n < 1.0 {
         return rows;
     }
     for (c, contract) in model.contracts.iter().enumerate() {
@@ -816,7 +838,7 @@ fn price_rows(model: &Model, tally: &Tally) -> Vec<PriceRow> {
                     metric: "value_based_price".into(),
                     wtp: Some(w),
                     value: r,
-                    mcse: var_r.max(0.0).sqrt(),
+                    mcse: nonnegative(var_r).sqrt(),
                 });
             }
         }
@@ -838,5 +860,5 @@ fn icer(dc: f64, dq: f64, sd_c: f64, sd_q: f64, cov: f64, n: f64) -> (f64, f64, 
     }
     let r = dc / dq;
     let var = (sd_c * sd_c - 2.0 * r * cov + r * r * sd_q * sd_q) / (dq * dq) / n;
-    (r, var.max(0.0).sqrt(), note)
+    (r, nonnegative(var).sqrt(), note)
 }

@@ -167,10 +167,12 @@ impl MomentSet {
         let s1 = self.s1[i].value();
         let s2 = self.s2[i].value();
         let mean = self.shift[i] + s1 / n;
+        // One value has no spread to estimate: sd and MCSE are undefined (NaN, written
+        // empty), never a 0 that would read as exact.
         let var = if self.n > 1 {
             ((s2 - s1 * s1 / n) / (n - 1.0)).max(0.0)
         } else {
-            0.0
+            f64::NAN
         };
         let sd = var.sqrt();
         MeanSd {
@@ -184,7 +186,7 @@ impl MomentSet {
     /// Sample covariance of pair `p` (as given to [`MomentSet::new`]).
     pub fn covariance(&self, p: usize) -> f64 {
         if self.n < 2 {
-            return 0.0;
+            return f64::NAN;
         }
         let n = self.n as f64;
         let (i, j) = self.pairs[p];
