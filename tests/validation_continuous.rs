@@ -11,7 +11,7 @@ use obasim::model::special::{gamma_p, ln_gamma};
 
 fn population(max_age: f64) -> String {
     format!(
-        "[population]\nage = 30.0\nshare_female = 0.5\nmax_age = {max_age}\nlife_table = {{ file = \"lt.csv\", measure = \"rate\" }}\n[therapy]\narm = \"a\"\nlist_price = 0.0\n"
+        "[population]\nage = 30.0\nshare_female = 0.5\nmax_age = {max_age}\nlife_table = {{ file = \"lt.csv\", measure = \"rate\", extrapolate = \"last_rate\" }}\n[therapy]\narm = \"a\"\nlist_price = 0.0\n"
     )
 }
 

@@ -566,8 +566,8 @@ name = "binding cap"
 type = "installments"
 payments = 4
 interval = 1.0
-amounts = [0.4, 0.4, 0.4, 0.4]
-cap = 1.0
+amounts = [0.4, 0.3, 0.2, 0.1]
+cap = 0.6
 [[contracts]]
 name = "observed"
 type = "installments"

@@ -15,6 +15,7 @@ use crate::scenario::{
     AgeDistribution, Contract, ContractType, Diagnostic, OutcomeKind, Prorate, Scenario,
     ScenarioError, Source, StopEvent, TimeToEvent,
 };
+use std::collections::HashSet;
 
 /// Tolerance on the sum of an initial distribution.
 pub const INITIAL_SUM_TOLERANCE: f64 = 1e-6;
@@ -96,6 +97,41 @@ fn family_of(t: &TimeToEvent) -> Family {
             uncured: Box::new(family_of(uncured)),
         },
     }
+}
+
+/// A sum of decimal shares shown as the user would write it (0.6 + 0.6 + ... = 1.8, not
+/// 1.7999999999999998).
+fn rounded(x: f64) -> f64 {
+    (x * 1e9).round() / 1e9
+}
+
+/// Refuses a life table that ends before the ages patients can reach (the oldest age at
+/// treatment plus the horizon, or `max_age` if earlier), unless it says how to extrapolate.
+fn check_life_table_covers(
+    ck: &mut Checker,
+    t: &LifeTable,
+    extrapolate: Option<crate::scenario::LifeTableExtrapolation>,
+    max_age: Option<f64>,
+    oldest: f64,
+    horizon: f64,
+) {
+    let covered = t.last_age() + 1.0;
+    // Without max_age, patients still alive die at the table's end.
+    let reached = max_age.unwrap_or(covered).min(oldest + horizon);
+    if extrapolate.is_some() || reached <= covered || reached.is_nan() {
+        return;
+    }
+    let why = match max_age {
+        Some(m) if m <= oldest + horizon => format!("max_age = {m}"),
+        _ => format!("oldest age at treatment {oldest} + horizon {horizon}"),
+    };
+    ck.error(
+        "population.life_table.file",
+        format!(
+            "the life table's last row is age {} (it covers ages below {covered}), but patients can reach age {reached} ({why}): ages {covered} to {reached} have no death rate. Extend the table, set population.max_age = {covered} or lower, or write `extrapolate = \"last_rate\"` in population.life_table to use the last row's rate at later ages",
+            t.last_age()
+        ),
+    );
 }
 
 /// Checks a scenario and compiles it into a model. Reads the life table through `source`.
@@ -258,6 +294,9 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
     if let Some(m) = p.max_age {
         ck.range("population.max_age", m, 1.0, 150.0, "an age in [1, 150]");
     }
+    if let Some(t) = &life_table {
+        check_life_table_covers(&mut ck, t, lt.extrapolate, p.max_age, age.max(), s.horizon);
+    }
     if max_age.is_finite() && age.max() >= max_age {
         ck.error(
             "population.max_age",
@@ -270,20 +309,19 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
 
     // --- arms
     let mut warnings = Vec::new();
-    let mut names: Vec<&str> = Vec::new();
+    let mut names: HashSet<&str> = HashSet::new();
     let mut arms = Vec::new();
     if sc.arms.is_empty() {
         ck.error("arms", "at least one arm (the therapy arm) is required");
     }
     for (ai, arm) in sc.arms.iter().enumerate() {
         let f = format!("arms[{ai}]");
-        if names.contains(&arm.name.as_str()) {
+        if !names.insert(&arm.name) {
             ck.error(
                 &format!("{f}.name"),
                 format!("arm `{}` is defined twice", arm.name),
             );
         }
-        names.push(&arm.name);
         ck.finite(&format!("{f}.start_cost"), arm.start_cost);
         if arm.states.is_empty() {
             ck.error(&format!("{f}.states"), "an arm needs at least one state");
@@ -293,9 +331,10 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
         let mut states = Vec::new();
         let mut initial_sum = 0.0;
         let mut cumulative = Vec::new();
+        let mut seen_states: HashSet<&str> = HashSet::new();
         for (si, st) in arm.states.iter().enumerate() {
             let sf = format!("{f}.states[{si}]");
-            if state_names[..si].contains(&st.name.as_str()) {
+            if !seen_states.insert(&st.name) {
                 ck.error(
                     &format!("{sf}.name"),
                     format!("state `{}` is defined twice", st.name),
@@ -496,7 +535,12 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
     if therapy_arm.is_none() {
         ck.error(
             "therapy.arm",
-            unknown_name(&th.arm, "an arm", "arms", &names),
+            unknown_name(
+                &th.arm,
+                "an arm",
+                "arms",
+                &sc.arms.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+            ),
         );
     }
     ck.range(
@@ -611,10 +655,10 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
     });
 
     let mut contracts = Vec::new();
-    let mut contract_names: Vec<&str> = Vec::new();
+    let mut contract_names: HashSet<&str> = HashSet::new();
     for (ci, c) in sc.contracts.iter().enumerate() {
         let f = format!("contracts[{ci}]");
-        if contract_names.contains(&c.name.as_str()) {
+        if !contract_names.insert(&c.name) {
             ck.error(
                 &format!("{f}.name"),
                 format!("contract `{}` is defined twice", c.name),
@@ -629,7 +673,6 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
                 ),
             );
         }
-        contract_names.push(&c.name);
         if let Some(t) = compile_contract(&mut ck, &f, c, s.horizon, &outcome_names, &plan_names) {
             contracts.push(t);
         }
@@ -645,6 +688,7 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
     }
     Ok(Model {
         data_sha256,
+        data_files: source.data_path(&lt.file).into_iter().collect(),
         name: sc.metadata.name.clone(),
         description: sc.metadata.description.clone(),
         currency: sc.metadata.currency.clone(),
@@ -701,9 +745,10 @@ fn find(names: &[&str], name: &str) -> Option<usize> {
 
 fn compile_outcomes(ck: &mut Checker, sc: &Scenario, states: &[&str]) -> Vec<OutcomeDef> {
     let mut out = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for (i, o) in sc.outcomes.iter().enumerate() {
         let f = format!("outcomes[{i}]");
-        if sc.outcomes[..i].iter().any(|p| p.name == o.name) {
+        if !seen.insert(&o.name) {
             ck.error(
                 &format!("{f}.name"),
                 format!("outcome `{}` is defined twice", o.name),
@@ -747,9 +792,10 @@ fn compile_outcomes(ck: &mut Checker, sc: &Scenario, states: &[&str]) -> Vec<Out
 fn compile_plans(ck: &mut Checker, sc: &Scenario, outcomes: &[&str]) -> Vec<PlanTerms> {
     let horizon = sc.simulation.horizon;
     let mut out = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for (i, p) in sc.observations.iter().enumerate() {
         let f = format!("observations[{i}]");
-        if sc.observations[..i].iter().any(|q| q.name == p.name) {
+        if !seen.insert(&p.name) {
             ck.error(
                 &format!("{f}.name"),
                 format!("plan `{}` is defined twice", p.name),
@@ -1037,6 +1083,16 @@ fn compile_contract(
                         "a share of the list price in [0, 1]",
                     );
                 }
+                let total: f64 = c.amounts.iter().sum();
+                if total > 1.0 + 1e-9 {
+                    ck.error(
+                        &format!("{f}.amounts"),
+                        format!(
+                            "the amounts sum to {}; at most 1 (the list price)",
+                            rounded(total)
+                        ),
+                    );
+                }
                 if c.interest.is_some() {
                     ck.error(
                         &format!("{f}.interest"),
@@ -1105,7 +1161,10 @@ fn compile_contract(
             if total > 1.0 + 1e-9 {
                 ck.error(
                     &format!("{f}.milestones"),
-                    format!("the shares sum to {total}; at most 1 (the list price)"),
+                    format!(
+                        "the shares sum to {}; at most 1 (the list price)",
+                        rounded(total)
+                    ),
                 );
             }
             (v, 0.0)

@@ -24,6 +24,9 @@ pub struct Model {
     /// SHA-256 of the data files the scenario read (life table), see
     /// [`build::data_digest`].
     pub data_sha256: String,
+    /// The data files read, on disk (none for embedded scenarios): inputs an output
+    /// directory must not replace.
+    pub data_files: Vec<std::path::PathBuf>,
     /// Scenario name.
     pub name: String,
     /// Scenario description.

@@ -377,6 +377,18 @@ pub struct LifeTableSpec {
     /// Column for males (default "Male").
     #[serde(default = "default_male_column")]
     pub male_column: String,
+    /// What to do at ages past the table's last row that patients can reach (before
+    /// `max_age` or the horizon). Default: nothing; such ages are an error.
+    #[serde(default)]
+    pub extrapolate: Option<LifeTableExtrapolation>,
+}
+
+/// How a life table is extended past its last row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LifeTableExtrapolation {
+    /// The last row's rate applies at every later age.
+    LastRate,
 }
 
 fn default_age_column() -> String {
