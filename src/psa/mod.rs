@@ -205,13 +205,40 @@ impl Uncertainty {
                 None
             }
         };
+        // Every target is drawn by one set only: (span, the set that claimed it).
+        let mut claimed: Vec<(Range<usize>, String)> = Vec::new();
+        let mut claim = |errors: &mut Vec<Diagnostic>,
+                         set: &str,
+                         found: Vec<(String, Range<usize>)>| {
+            let mut kept = Vec::new();
+            for (path, span) in found {
+                match claimed.iter().find(|(s, _)| s.start < span.end && span.start < s.end) {
+                    Some((_, first)) => errors.push(source.diagnostic(
+                        &format!("{set}.targets"),
+                        format!(
+                            "`{path}` is drawn twice, by {first} and by {set}: each number may be the target of one set, listed once"
+                        ),
+                    )),
+                    None => {
+                        claimed.push((span.clone(), set.to_string()));
+                        kept.push((path, span));
+                    }
+                }
+            }
+            kept
+        };
         for (i, d) in settings.dirichlet.iter().enumerate() {
             let f = format!("psa.dirichlet[{i}]");
-            let targets: Vec<_> = d
+            let found: Vec<_> = d
                 .targets
                 .iter()
                 .filter_map(|p| target(&mut errors, &format!("{f}.targets"), p))
                 .collect();
+            let n_found = found.len();
+            let targets = claim(&mut errors, &f, found);
+            if targets.len() != n_found {
+                continue;
+            }
             if d.alpha.len() != d.targets.len()
                 || d.alpha.iter().any(|a| !(*a > 0.0 && a.is_finite()))
             {
@@ -233,11 +260,16 @@ impl Uncertainty {
         }
         for (i, m) in settings.multivariate_normal.iter().enumerate() {
             let f = format!("psa.multivariate_normal[{i}]");
-            let targets: Vec<_> = m
+            let found: Vec<_> = m
                 .targets
                 .iter()
                 .filter_map(|p| target(&mut errors, &format!("{f}.targets"), p))
                 .collect();
+            let n_found = found.len();
+            let targets = claim(&mut errors, &f, found);
+            if targets.len() != n_found {
+                continue;
+            }
             if m.mean.len() != m.targets.len() || m.cov.len() != m.targets.len() {
                 errors
                     .push(source.diagnostic(&f, "give one mean and one covariance row per target"));
