@@ -290,9 +290,8 @@ impl RecordedValues {
         let n = model.sim.patients;
         let slots = self.shift.len();
         let recorded = (self.rows.len() / slots.max(1)).max(1) as u64;
-        let blocks: Vec<u64> = (0..engine::blocks(model)).collect();
         engine::per_worker(
-            &blocks,
+            engine::Blocks::all(model),
             || Tally::new(model, self.shift.clone()),
             |tally, b| {
                 for i in b * BLOCK_SIZE..((b + 1) * BLOCK_SIZE).min(n) {

@@ -7,7 +7,7 @@
 //! sweep and every step of a solve simulates the same patients (draw 0 streams), so
 //! differences between points are not sampling noise.
 
-use crate::engine::{blocks, run_blocks_keeping, RunError, Statistics};
+use crate::engine::{run_blocks_keeping, Blocks, RunError, Statistics};
 use crate::model::build::compile;
 use crate::model::Model;
 use crate::results::Results;
@@ -172,11 +172,10 @@ fn run_means(
     progress: &(dyn Fn(u64) + Sync),
     cancel: &AtomicBool,
 ) -> Result<Results, RunError> {
-    let all: Vec<u64> = (0..blocks(model)).collect();
     let t = run_blocks_keeping(
         model,
         0,
-        &all,
+        Blocks::all(model),
         Statistics::WithoutSketches,
         progress,
         cancel,

@@ -7,7 +7,7 @@
 //! the units whose index is i modulo N. Unit results merge exactly, so a run split into
 //! shards and merged gives byte-identical tables.
 
-use crate::engine::{blocks, run_blocks_keeping, RunError, Statistics, Tally};
+use crate::engine::{blocks, run_blocks_keeping, Blocks, RunError, Statistics, Tally};
 use crate::model::Model;
 use crate::psa::analysis::{model_for, strategies, wtp_grid, DrawResult, PsaError, PsaResults};
 use crate::psa::Uncertainty;
@@ -46,15 +46,17 @@ pub struct PlannedRun {
     pub values: Vec<f64>,
 }
 
-/// A unit of work.
+/// The work of one run in one process: some of its fixed blocks (base case or one-way run),
+/// or the whole run (a PSA draw, which is one unit). A shard's work is one of these per run
+/// it touches, however many patients there are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unit {
-    /// Block `block` of run `run` (base case or one-way run).
-    Block {
+pub enum Work {
+    /// Blocks of run `run`.
+    Blocks {
         /// Run index.
         run: usize,
-        /// Block index.
-        block: u64,
+        /// Which blocks.
+        blocks: Blocks,
     },
     /// The whole of run `run` (a PSA draw).
     Whole {
@@ -167,78 +169,101 @@ impl Plan {
         })
     }
 
-    /// Every unit, in the fixed order that defines the shard partition.
-    pub fn units(&self) -> Vec<Unit> {
-        let mut v = Vec::new();
-        for (run, r) in self.runs.iter().enumerate() {
-            match r.kind {
-                RunKind::Draw(_) => v.push(Unit::Whole { run }),
-                _ => v.extend((0..blocks(&r.model)).map(|block| Unit::Block { run, block })),
-            }
+    /// Number of work units of run `run`: its blocks, or 1 for a PSA draw.
+    fn units_of(&self, run: usize) -> u64 {
+        match self.runs[run].kind {
+            RunKind::Draw(_) => 1,
+            _ => blocks(&self.runs[run].model),
         }
-        v
     }
 
-    /// The units of shard `i` of `n` (0-based i).
-    pub fn shard_units(&self, i: u32, n: u32) -> Vec<Unit> {
-        self.units()
-            .into_iter()
-            .enumerate()
-            .filter(|(k, _)| *k as u64 % n as u64 == i as u64)
-            .map(|(_, u)| u)
-            .collect()
+    /// Number of work units. Units are numbered run after run (each block of the base case
+    /// and the one-way runs, each whole PSA draw): that order defines the shard partition.
+    pub fn unit_count(&self) -> u64 {
+        (0..self.runs.len())
+            .map(|r| self.units_of(r))
+            .fold(0, u64::saturating_add)
     }
 
-    /// Patients simulated by `units` (for progress bars).
-    pub fn patients_in(&self, units: &[Unit]) -> u64 {
-        units
-            .iter()
-            .map(|u| match *u {
-                Unit::Whole { run } => self.runs[run].model.sim.patients,
-                Unit::Block { run, block } => {
-                    let n = self.runs[run].model.sim.patients;
-                    let start = block * crate::engine::BLOCK_SIZE;
-                    (start + crate::engine::BLOCK_SIZE).min(n) - start
-                }
+    /// The work of shard `i` of `n` (0-based i): the units whose number is i modulo n.
+    pub fn shard_work(&self, i: u32, n: u32) -> Vec<Work> {
+        let (i, n) = (i as u64, n.max(1) as u64);
+        let mut offset = 0u64;
+        let mut work = Vec::new();
+        for (run, r) in self.runs.iter().enumerate() {
+            let len = self.units_of(run);
+            // First local unit k with (offset + k) ≡ i (mod n).
+            let first = (i + n - offset % n) % n;
+            if first < len {
+                work.push(match r.kind {
+                    RunKind::Draw(_) => Work::Whole { run },
+                    _ => Work::Blocks {
+                        run,
+                        blocks: Blocks {
+                            first,
+                            step: n,
+                            count: (len - 1 - first) / n + 1,
+                        },
+                    },
+                });
+            }
+            offset = offset.saturating_add(len);
+        }
+        work
+    }
+
+    /// All the work of the plan (shard 0 of 1).
+    pub fn all_work(&self) -> Vec<Work> {
+        self.shard_work(0, 1)
+    }
+
+    /// Number of units in `work`.
+    pub fn units_in(work: &[Work]) -> u64 {
+        work.iter()
+            .map(|w| match w {
+                Work::Whole { .. } => 1,
+                Work::Blocks { blocks, .. } => blocks.count,
             })
-            .sum()
+            .fold(0, u64::saturating_add)
     }
 
-    /// Executes `units` (in parallel over runs and blocks); one result per run touched.
+    /// Patients simulated by `work` (for progress bars).
+    pub fn patients_in(&self, work: &[Work]) -> u64 {
+        work.iter()
+            .map(|w| match *w {
+                Work::Whole { run } => self.runs[run].model.sim.patients,
+                Work::Blocks { run, blocks } => blocks.patients(self.runs[run].model.sim.patients),
+            })
+            .fold(0, u64::saturating_add)
+    }
+
+    /// Executes `work` (in parallel over runs and blocks); one result per run touched.
     pub fn execute(
         &self,
-        units: &[Unit],
+        work: &[Work],
         progress: &(dyn Fn(u64) + Sync),
         cancel: &AtomicBool,
     ) -> Result<Vec<UnitResult>, RunError> {
-        let mut per_run: Vec<(usize, Vec<u64>, bool)> = Vec::new();
-        for u in units {
-            match *u {
-                Unit::Whole { run } => per_run.push((run, Vec::new(), true)),
-                Unit::Block { run, block } => match per_run.last_mut() {
-                    Some((r, b, false)) if *r == run => b.push(block),
-                    _ => per_run.push((run, vec![block], false)),
-                },
-            }
-        }
-        per_run
-            .par_iter()
-            .map(|(run, block_ids, whole)| {
-                let r = &self.runs[*run];
-                if *whole {
-                    let all: Vec<u64> = (0..blocks(&r.model)).collect();
+        work.par_iter()
+            .map(|w| {
+                let (run, block_ids, whole) = match *w {
+                    Work::Whole { run } => (run, Blocks::all(&self.runs[run].model), true),
+                    Work::Blocks { run, blocks } => (run, blocks, false),
+                };
+                let r = &self.runs[run];
+                if whole {
                     // A draw reports means only: no quantile sketches.
                     let tally = run_blocks_keeping(
                         &r.model,
                         r.stream_draw,
-                        &all,
+                        block_ids,
                         Statistics::WithoutSketches,
                         progress,
                         cancel,
                     )?;
                     let results = Results::summary_from_tally(&r.model, &tally);
                     Ok(UnitResult::Draw {
-                        run: *run,
+                        run,
                         summary: results.summary,
                         incremental: results.incremental,
                     })
@@ -257,7 +282,7 @@ impl Plan {
                         cancel,
                     )?;
                     Ok(UnitResult::Partial {
-                        run: *run,
+                        run,
                         tally: Box::new(tally),
                     })
                 }

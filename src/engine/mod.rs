@@ -40,6 +40,49 @@ pub fn blocks(model: &Model) -> u64 {
     model.sim.patients.div_ceil(BLOCK_SIZE)
 }
 
+/// A set of fixed blocks, `first`, `first + step`, ... (`count` of them): all blocks of a
+/// run, or a shard's share of them. Nothing is allocated per block, however many there are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Blocks {
+    /// First block index.
+    pub first: u64,
+    /// Distance between consecutive blocks (at least 1).
+    pub step: u64,
+    /// Number of blocks.
+    pub count: u64,
+}
+
+impl Blocks {
+    /// Every block of `model`.
+    pub fn all(model: &Model) -> Blocks {
+        Blocks {
+            first: 0,
+            step: 1,
+            count: blocks(model),
+        }
+    }
+
+    /// The `k`-th block index.
+    pub fn get(&self, k: u64) -> u64 {
+        self.first + k * self.step
+    }
+
+    /// Patients in these blocks of a run of `patients` patients.
+    pub fn patients(&self, patients: u64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let full = self.count.saturating_mul(BLOCK_SIZE);
+        let last = self.get(self.count - 1);
+        if last + 1 == patients.div_ceil(BLOCK_SIZE) {
+            // The last block of the run may be short.
+            full - (BLOCK_SIZE - (patients - last * BLOCK_SIZE))
+        } else {
+            full
+        }
+    }
+}
+
 /// Simulates every patient of PSA draw `draw` on the current rayon pool.
 /// `progress` is called with the number of patients just finished (from any thread);
 /// `cancel` is checked between blocks.
@@ -49,13 +92,7 @@ pub fn run_draw(
     progress: &(dyn Fn(u64) + Sync),
     cancel: &AtomicBool,
 ) -> Result<Tally, RunError> {
-    run_blocks(
-        model,
-        draw,
-        &(0..blocks(model)).collect::<Vec<_>>(),
-        progress,
-        cancel,
-    )
+    run_blocks(model, draw, Blocks::all(model), progress, cancel)
 }
 
 /// What a run's tallies keep.
@@ -72,7 +109,7 @@ pub enum Statistics {
 pub fn run_blocks(
     model: &Model,
     draw: u64,
-    block_ids: &[u64],
+    block_ids: Blocks,
     progress: &(dyn Fn(u64) + Sync),
     cancel: &AtomicBool,
 ) -> Result<Tally, RunError> {
@@ -83,7 +120,7 @@ pub fn run_blocks(
 pub fn run_blocks_keeping(
     model: &Model,
     draw: u64,
-    block_ids: &[u64],
+    block_ids: Blocks,
     statistics: Statistics,
     progress: &(dyn Fn(u64) + Sync),
     cancel: &AtomicBool,
@@ -94,10 +131,7 @@ pub fn run_blocks_keeping(
     };
     let n = model.sim.patients;
     let shift = tally::reference_values(model, draw);
-    let expected: u64 = block_ids
-        .iter()
-        .map(|&b| (b * BLOCK_SIZE + BLOCK_SIZE).min(n) - b * BLOCK_SIZE)
-        .sum();
+    let expected = block_ids.patients(n);
     let states = per_worker(
         block_ids,
         || (empty(shift.clone()), PatientRecord::new(model)),
@@ -134,13 +168,14 @@ pub fn run_blocks_keeping(
 /// contended. Which worker ran which block varies; merging tallies is exact and
 /// order-independent, so results do not.
 pub fn per_worker<S: Send>(
-    block_ids: &[u64],
+    block_ids: Blocks,
     init: impl Fn() -> S + Sync,
     body: impl Fn(&mut S, u64) + Sync,
 ) -> Vec<S> {
     let workers = rayon::current_num_threads().max(1);
     let slots: Vec<Mutex<Option<S>>> = (0..workers).map(|_| Mutex::new(None)).collect();
-    block_ids.par_iter().for_each(|&b| {
+    (0..block_ids.count).into_par_iter().for_each(|k| {
+        let b = block_ids.get(k);
         let worker = rayon::current_thread_index().unwrap_or(0) % workers;
         let mut slot = slots[worker].lock().unwrap_or_else(|e| e.into_inner());
         body(slot.get_or_insert_with(&init), b);
@@ -159,11 +194,44 @@ mod tests {
     /// A tally without sketches holds exactly the same moments, flows and occupancy as a full
     /// one, and empty sketches.
     #[test]
+    fn block_sets_count_their_patients() {
+        // 5 blocks of a 4500-patient run: 1024 x 4 + 404.
+        let n = 4500;
+        let all = Blocks {
+            first: 0,
+            step: 1,
+            count: 5,
+        };
+        assert_eq!(all.patients(n), n);
+        let odd = Blocks {
+            first: 1,
+            step: 2,
+            count: 2,
+        };
+        assert_eq!(odd.patients(n), 2 * BLOCK_SIZE);
+        let even = Blocks {
+            first: 0,
+            step: 2,
+            count: 3,
+        };
+        assert_eq!(even.patients(n), 2 * BLOCK_SIZE + 404);
+        assert_eq!(
+            Blocks {
+                first: 3,
+                step: 4,
+                count: 0
+            }
+            .patients(n),
+            0
+        );
+    }
+
+    #[test]
     fn tallies_without_sketches_keep_everything_else() {
         let model = ReferenceModel::find("a").unwrap().model(3_000).unwrap();
         let cancel = AtomicBool::new(false);
-        let blocks: Vec<u64> = (0..blocks(&model)).collect();
-        let run = |s| run_blocks_keeping(&model, 0, &blocks, s, &|_| {}, &cancel).unwrap();
+        let run =
+            |s| run_blocks_keeping(&model, 0, Blocks::all(&model), s, &|_| {}, &cancel).unwrap();
         let full = run(Statistics::Full);
         let lean = run(Statistics::WithoutSketches);
         assert_eq!(

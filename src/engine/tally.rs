@@ -110,7 +110,7 @@ impl Layout {
         }
         let per_contract = self.comparators.len() * INCREMENTAL_METRICS.len();
         let within = (slot - first) % per_contract;
-        if within % INCREMENTAL_METRICS.len() == 0 {
+        if within.is_multiple_of(INCREMENTAL_METRICS.len()) {
             slot
         } else {
             first + within
@@ -201,7 +201,7 @@ impl YearSums {
 
     /// The per-patient view of the pair of series (`s`, `s` + 1).
     fn flows(&mut self, s: usize) -> YearFlows<'_> {
-        debug_assert!(s % 2 == 0);
+        debug_assert!(s.is_multiple_of(2));
         let y = self.years;
         let (u, d) = self.block[s * y..(s + 2) * y].split_at_mut(y);
         YearFlows {

@@ -420,7 +420,7 @@ pub fn split_of(counting: Counting, n: usize) -> Vec<(f64, f64)> {
             let w = |k: usize| -> f64 {
                 if k == 0 || k == n {
                     1.0 / 3.0
-                } else if (k + 1) % 2 == 0 {
+                } else if (k + 1).is_multiple_of(2) {
                     2.0 / 3.0
                 } else {
                     4.0 / 3.0
