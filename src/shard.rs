@@ -5,10 +5,31 @@ use crate::plan::UnitResult;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Version of the shard file format.
-pub const SHARD_FORMAT: u32 = 1;
+/// Version of the shard file format (2: the content carries its SHA-256).
+pub const SHARD_FORMAT: u32 = 2;
 /// Name of the shard file inside a shard's output directory.
-pub const SHARD_FILE: &str = "shard.json";
+pub const SHARD_FILE: &str = crate::outdir::SHARD_FILE;
+
+/// What `shard.json` holds: the shard's content and the SHA-256 of its exact bytes, so that
+/// `merge` refuses a shard damaged or edited after it was written.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    /// Shard file format.
+    obasim_shard: u32,
+    /// SHA-256 (hex) of the bytes of `shard`.
+    sha256: String,
+    /// The [`ShardFile`], as written.
+    #[serde(borrow)]
+    shard: &'a serde_json::value::RawValue,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// Everything a shard writes: what was run (to check that shards belong together) and the
 /// partial results of its units.
@@ -42,7 +63,7 @@ pub struct ShardFile {
     /// Number of shards.
     pub shards: u32,
     /// Number of units of the whole run (a check of the partition).
-    pub units_total: usize,
+    pub units_total: u64,
     /// Patients per block.
     pub block_size: u64,
     /// The results of this shard's units.
@@ -81,11 +102,7 @@ pub fn read_shards(dirs: &[PathBuf]) -> Result<Vec<ShardFile>, String> {
         } else {
             d.clone()
         };
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("{}: cannot read a shard ({e})", path.display()))?;
-        let s: ShardFile = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not an obasim shard file ({e})", path.display()))?;
-        shards.push(s);
+        shards.push(read_shard(&path)?);
     }
     let Some(first) = shards.first() else {
         return Err("no shard directories given".into());
@@ -171,9 +188,59 @@ pub fn read_shards(dirs: &[PathBuf]) -> Result<Vec<ShardFile>, String> {
     Ok(shards)
 }
 
-/// Writes a shard file into `dir`.
+/// Largest shard file read (bytes).
+pub const MAX_SHARD_BYTES: u64 = 64 << 30;
+
+/// Reads one shard file and checks its integrity: its checksum, and the SHA-256 of the
+/// scenario text it stores against the one it records.
+pub fn read_shard(path: &Path) -> Result<ShardFile, String> {
+    let shown = path.display();
+    let text = crate::scenario::read_regular_file(path, MAX_SHARD_BYTES)
+        .map_err(|e| format!("{shown}: cannot read a shard ({e})"))?;
+    let envelope: Envelope = serde_json::from_str(&text).map_err(|e| {
+        if text.contains("\"scenario_text\"") && !text.contains("\"obasim_shard\"") {
+            format!("{shown}: written by an earlier obasim (shard format 1, without a checksum): rerun the shards with this obasim")
+        } else {
+            format!("{shown}: not an obasim shard file ({e})")
+        }
+    })?;
+    if envelope.obasim_shard != SHARD_FORMAT {
+        return Err(format!(
+            "{shown}: shard format {} (this obasim reads format {SHARD_FORMAT}): rerun the shards with this obasim",
+            envelope.obasim_shard
+        ));
+    }
+    let body = envelope.shard.get();
+    if sha256_hex(body.as_bytes()) != envelope.sha256 {
+        return Err(format!(
+            "{shown}: the shard is damaged or was edited after it was written (its content does not match its SHA-256 checksum): rerun this shard"
+        ));
+    }
+    let s: ShardFile = serde_json::from_str(body)
+        .map_err(|e| format!("{shown}: not an obasim shard file ({e})"))?;
+    if sha256_hex(s.scenario_text.as_bytes()) != s.scenario_sha256 {
+        return Err(format!(
+            "{shown}: the scenario text stored in the shard does not match its recorded SHA-256 (the shard was edited): rerun this shard"
+        ));
+    }
+    if s.format != SHARD_FORMAT || s.block_size != crate::engine::BLOCK_SIZE {
+        return Err(format!(
+            "{shown}: shard format {} with blocks of {} patients; this obasim writes format {SHARD_FORMAT} with blocks of {}: rerun the shards with this obasim",
+            s.format,
+            s.block_size,
+            crate::engine::BLOCK_SIZE
+        ));
+    }
+    Ok(s)
+}
+
+/// Writes a shard file into `dir`: the content and its SHA-256.
 pub fn write_shard(dir: &Path, shard: &ShardFile) -> std::io::Result<()> {
-    let text = serde_json::to_string(shard).map_err(std::io::Error::other)?;
+    let body = serde_json::to_string(shard).map_err(std::io::Error::other)?;
+    let text = format!(
+        "{{\"obasim_shard\":{SHARD_FORMAT},\"sha256\":\"{}\",\"shard\":{body}}}",
+        sha256_hex(body.as_bytes())
+    );
     std::fs::write(dir.join(SHARD_FILE), text)
 }
 

@@ -82,14 +82,40 @@ fn three_shards_merge_byte_identical_and_bad_sets_are_refused() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), damaged.join(entry.file_name())).unwrap();
     }
+    // An edited shard (its shard number changed) no longer matches its checksum.
     let json = std::fs::read_to_string(damaged.join("shard.json")).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    v["shard"] = serde_json::json!(7);
+    v["shard"]["shard"] = serde_json::json!(7);
     std::fs::write(damaged.join("shard.json"), v.to_string()).unwrap();
-    let o = obasim(
-        &["merge", "--out"],
-        &[&bad, &shards[0], &damaged, &shards[2]],
+    let merge_damaged = || {
+        obasim(
+            &["merge", "--out"],
+            &[&bad, &shards[0], &damaged, &shards[2]],
+        )
+    };
+    let o = merge_damaged();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("damaged") && err.contains("damaged/shard.json"),
+        "{err}"
     );
+    assert!(!bad.exists());
+    // Signed again (as a forger would), the shard is still refused: its number is impossible.
+    let body = v["shard"].to_string();
+    let digest: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(body.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    std::fs::write(
+        damaged.join("shard.json"),
+        format!("{{\"obasim_shard\":2,\"sha256\":\"{digest}\",\"shard\":{body}}}"),
+    )
+    .unwrap();
+    let o = merge_damaged();
     assert_eq!(
         o.status.code(),
         Some(2),
