@@ -16,6 +16,7 @@ pub mod engine;
 pub mod history;
 pub mod markov;
 pub mod model;
+pub mod outdir;
 pub mod output;
 pub mod plan;
 pub mod plots;

@@ -8,7 +8,7 @@ use crate::results::Results;
 use serde::Serialize;
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The files every run writes.
 pub const RUN_FILES: [&str; 9] = [
@@ -56,6 +56,109 @@ pub struct Manifest {
     pub price_year: i32,
     /// Files in the run directory.
     pub files: Vec<String>,
+}
+
+/// Provenance of a sweep or Slurm directory, written as its `manifest.json`: what ran, and
+/// the files obasim wrote there (by which `--force` recognises the directory as its own).
+#[derive(Clone, Debug, Serialize)]
+pub struct DirManifest {
+    /// obasim version.
+    pub obasim_version: String,
+    /// What wrote the directory: `sweep` or `slurm`.
+    pub kind: String,
+    /// Scenario name.
+    pub scenario_name: String,
+    /// Scenario file as given.
+    pub scenario_file: String,
+    /// SHA-256 of the scenario file.
+    pub scenario_sha256: String,
+    /// SHA-256 of the data files the scenario read.
+    pub data_sha256: String,
+    /// Seed.
+    pub seed: u64,
+    /// Number of patients (per point or run).
+    pub patients: u64,
+    /// The command line.
+    pub command_line: Vec<String>,
+    /// Files and directories (ending in `/`) obasim writes here.
+    pub files: Vec<String>,
+}
+
+impl DirManifest {
+    /// The manifest of a `kind` directory for `model` (overrides applied) of `source`.
+    pub fn new(
+        kind: &str,
+        source: &crate::scenario::Source,
+        model: &Model,
+        files: Vec<String>,
+    ) -> Self {
+        DirManifest {
+            obasim_version: env!("CARGO_PKG_VERSION").to_string(),
+            kind: kind.to_string(),
+            scenario_name: model.name.clone(),
+            scenario_file: source.display_name.clone(),
+            scenario_sha256: source.sha256(),
+            data_sha256: model.data_sha256.clone(),
+            seed: model.sim.seed,
+            patients: model.sim.patients,
+            command_line: std::env::args().collect(),
+            files,
+        }
+    }
+}
+
+/// Writes a sweep or Slurm directory's `manifest.json`.
+pub fn write_dir_manifest(dir: &Path, manifest: &DirManifest) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(manifest).map_err(io::Error::other)?;
+    fs::write(dir.join("manifest.json"), text + "\n")
+}
+
+/// Writes `sweep.csv`: per point, its parameter values and every summary mean and
+/// incremental value (`vs COMPARATOR` in the arm column, `metric@wtp` for thresholds).
+pub fn write_sweep(
+    dir: &Path,
+    paths: &[&str],
+    points: &[Vec<f64>],
+    results: &[Results],
+) -> io::Result<()> {
+    let mut header = vec!["point".to_string()];
+    header.extend(paths.iter().map(|p| p.to_string()));
+    header.extend(["arm", "contract", "metric", "mean", "mcse"].map(String::from));
+    let mut w = Table::create(dir, "sweep.csv", &header)?;
+    for (k, (p, r)) in points.iter().zip(results).enumerate() {
+        let lead = || {
+            let mut rec = vec![k.to_string()];
+            rec.extend(p.iter().map(|v| num(*v)));
+            rec
+        };
+        for row in &r.summary {
+            let mut rec = lead();
+            rec.extend([
+                row.arm.clone(),
+                row.contract.clone(),
+                row.metric.clone(),
+                num(row.mean),
+                num(row.mcse),
+            ]);
+            w.row(&rec)?;
+        }
+        for row in &r.incremental {
+            let metric = match row.wtp {
+                Some(wtp) => format!("{}@{}", row.metric, num(wtp)),
+                None => row.metric.clone(),
+            };
+            let mut rec = lead();
+            rec.extend([
+                format!("vs {}", row.comparator),
+                row.contract.clone(),
+                metric,
+                num(row.value),
+                num(row.mcse),
+            ]);
+            w.row(&rec)?;
+        }
+    }
+    w.finish()
 }
 
 /// Formats a number for CSV: shortest round-trip representation; empty if not finite.
@@ -367,97 +470,34 @@ pub fn write_patients(dir: &Path, model: &Model, count: u64, draw: u64) -> io::R
     Ok(())
 }
 
-/// An output directory being written: files go into a hidden sibling temporary directory,
-/// renamed onto the target by [`StagedDir::commit`]. Dropped without commit, it is removed.
-pub struct StagedDir {
-    target: PathBuf,
-    staging: PathBuf,
-    committed: bool,
-}
-
-/// Why an output directory cannot be used.
-#[derive(Debug)]
-pub enum OutputDirError {
-    /// The directory exists and is not empty, and `--force` was not given.
-    NotEmpty(PathBuf),
-    /// An I/O error.
-    Io(io::Error),
-}
-
-impl std::fmt::Display for OutputDirError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OutputDirError::NotEmpty(p) => write!(
-                f,
-                "output directory `{}` exists and is not empty; use --force to replace it, or --out to choose another",
-                p.display()
-            ),
-            OutputDirError::Io(e) => write!(f, "{e}"),
-        }
+/// Updates the `files` list of the `manifest.json` in `dir`, if there is one: drops the
+/// entries `replaced` selects and adds `written` (after `obasim plot` redraws them). Other
+/// fields are kept as they are.
+pub fn add_to_manifest(
+    dir: &Path,
+    written: &[String],
+    replaced: &dyn Fn(&str) -> bool,
+) -> io::Result<()> {
+    let path = dir.join("manifest.json");
+    if !path.is_file() {
+        return Ok(());
     }
-}
-
-impl std::error::Error for OutputDirError {}
-
-fn is_nonempty_dir(p: &Path) -> bool {
-    fs::read_dir(p)
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false)
-}
-
-impl StagedDir {
-    /// Prepares to write `target`. Refuses an existing non-empty directory unless `force`.
-    pub fn new(target: &Path, force: bool) -> Result<StagedDir, OutputDirError> {
-        if target.exists() && (!target.is_dir() || is_nonempty_dir(target)) && !force {
-            return Err(OutputDirError::NotEmpty(target.to_path_buf()));
-        }
-        let parent = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        fs::create_dir_all(&parent).map_err(OutputDirError::Io)?;
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "run".into());
-        let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
-        if staging.exists() {
-            fs::remove_dir_all(&staging).map_err(OutputDirError::Io)?;
-        }
-        fs::create_dir_all(&staging).map_err(OutputDirError::Io)?;
-        Ok(StagedDir {
-            target: target.to_path_buf(),
-            staging,
-            committed: false,
+    let mut v: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path)?).map_err(io::Error::other)?;
+    let mut files: Vec<String> = v["files"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str())
+                .filter(|f| !replaced(f.trim_end_matches('/')))
+                .map(str::to_string)
+                .collect()
         })
-    }
-
-    /// The directory to write into.
-    pub fn path(&self) -> &Path {
-        &self.staging
-    }
-
-    /// Moves the finished directory into place (replacing an old one when forced).
-    pub fn commit(mut self) -> io::Result<PathBuf> {
-        if self.target.exists() {
-            if self.target.is_dir() {
-                fs::remove_dir_all(&self.target)?;
-            } else {
-                fs::remove_file(&self.target)?;
-            }
-        }
-        fs::rename(&self.staging, &self.target)?;
-        self.committed = true;
-        Ok(self.target.clone())
-    }
-}
-
-impl Drop for StagedDir {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_dir_all(&self.staging);
-        }
-    }
+        .unwrap_or_default();
+    files.extend(written.iter().cloned());
+    v["files"] = serde_json::json!(files);
+    let text = serde_json::to_string_pretty(&v).map_err(io::Error::other)?;
+    fs::write(path, text + "\n")
 }
 
 /// Writes `manifest.json`.

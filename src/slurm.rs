@@ -8,7 +8,8 @@
 //! `results/`. Every path in the scripts is absolute and shell-quoted.
 
 use crate::model::build::load;
-use crate::output::{OutputDirError, StagedDir};
+use crate::outdir::{Request, StagedDir};
+use crate::output::DirManifest;
 use crate::plan::Plan;
 use crate::psa::analysis::PsaError;
 use crate::psa::Uncertainty;
@@ -182,7 +183,11 @@ struct Spec {
     sbatch_options: Vec<(String, String)>,
     pass_through: Vec<String>,
     scenario_sha256: String,
-    units: usize,
+    units: u64,
+    /// Files the jobs read: the `--out` directory may not hold them.
+    inputs: Vec<PathBuf>,
+    /// What goes into the directory's manifest.json.
+    manifest: DirManifest,
 }
 
 impl Spec {
@@ -356,7 +361,7 @@ fn spec(args: &SlurmArgs) -> Result<Spec, SlurmError> {
             other => bad(other),
         },
     )?;
-    let units = plan.units().len();
+    let units = plan.unit_count();
 
     let scenario_abs = std::fs::canonicalize(&args.file)
         .map_err(|e| bad(format_args!("{}: {e}", args.file.display())))?;
@@ -422,6 +427,24 @@ fn spec(args: &SlurmArgs) -> Result<Spec, SlurmError> {
         pass_through,
         scenario_sha256: source.sha256(),
         units,
+        inputs: std::iter::once(args.file.clone())
+            .chain(model.data_files.iter().cloned())
+            .collect(),
+        manifest: DirManifest::new(
+            "slurm",
+            &source,
+            &model,
+            [
+                SHARDS_SCRIPT,
+                MERGE_SCRIPT,
+                SUBMIT_SCRIPT,
+                "shards/",
+                "logs/",
+                "results/",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ),
     })
 }
 
@@ -500,10 +523,18 @@ pub fn slurm(args: &SlurmArgs) -> Result<(), SlurmError> {
     } else {
         None
     };
-    let staged = StagedDir::new(Path::new(&spec.out), args.force).map_err(|e| match e {
-        OutputDirError::NotEmpty(_) => bad(e),
-        OutputDirError::Io(e) => SlurmError::Other(format!("{}: {e}", spec.out)),
-    })?;
+    let out_error = |e: crate::outdir::OutputDirError| {
+        if e.is_bad_input() {
+            bad(e)
+        } else {
+            SlurmError::Other(e.to_string())
+        }
+    };
+    let request = Request {
+        force: args.force,
+        inputs: spec.inputs.clone(),
+    };
+    let staged = StagedDir::create(Path::new(&spec.out), &request).map_err(out_error)?;
     let write_err = |e: std::io::Error| SlurmError::Other(format!("writing the job scripts: {e}"));
     let dir = staged.path();
     for sub in ["shards", "logs"] {
@@ -520,8 +551,9 @@ pub fn slurm(args: &SlurmArgs) -> Result<(), SlurmError> {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
             .map_err(write_err)?;
     }
-    staged.commit().map_err(write_err)?;
-    if spec.shards as usize > spec.units {
+    crate::output::write_dir_manifest(dir, &spec.manifest).map_err(write_err)?;
+    staged.commit().map_err(out_error)?;
+    if spec.shards as u64 > spec.units {
         eprintln!(
             "warning: {} shards but only {} work units: shards {}..{} have nothing to do",
             spec.shards,

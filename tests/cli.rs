@@ -128,42 +128,63 @@ fn identical_outputs_for_1_2_and_4_threads() {
 }
 
 #[test]
-fn output_directory_is_refused_unless_forced() {
+fn output_directory_is_refused_unless_forced_and_force_replaces_only_obasim_results() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("out");
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("keep.txt"), "x").unwrap();
-    let out = common::obasim()
-        .args(["run", "--quiet", "--no-plots", "--patients", "50", "--out"])
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let run = |force: bool| {
+        let mut c = common::obasim();
+        c.args(["run", "--quiet", "--no-plots", "--patients", "50", "--out"])
+            .arg(&dir);
+        if force {
+            c.arg("--force");
+        }
+        c.output().unwrap()
+    };
+    let out = run(false);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--force") && err.contains("not empty"),
+        "{err}"
+    );
     assert!(dir.join("keep.txt").exists());
-    let out = common::obasim()
-        .args([
-            "run",
-            "--quiet",
-            "--no-plots",
-            "--force",
-            "--patients",
-            "50",
-            "--out",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert!(!dir.join("keep.txt").exists());
+    // --force does not delete a file obasim did not write: exit 2, naming it.
+    let out = run(true);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("keep.txt") && err.contains("did not write"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("keep.txt")).unwrap(), "x");
+    assert!(!dir.join("summary.csv").exists());
+    // Earlier obasim results are replaced with --force.
+    std::fs::remove_file(dir.join("keep.txt")).unwrap();
+    assert!(run(false).status.success());
+    let first = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
+    let out = run(false);
+    assert_eq!(out.status.code(), Some(2), "refused without --force");
+    let out = run(true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(dir.join("summary.csv").exists());
-    // No staging directory is left behind.
+    assert_ne!(
+        std::fs::read_to_string(dir.join("manifest.json")).unwrap(),
+        first
+    );
+    // No staging, set-aside or lock file is left behind.
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
         .collect();
-    assert!(leftovers.is_empty());
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 /// Writes a broken variant of the example next to a copy of its data; returns the stderr and

@@ -279,8 +279,24 @@ fn bad_input_is_refused_before_anything_is_written_or_submitted() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
     assert!(out.join("keep.txt").is_file() && !out.join("shards.sbatch").exists());
+    // --force replaces only obasim's own directories: the user's file stays.
+    let o = run(true);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("keep.txt") && err.contains("did not write"),
+        "{err}"
+    );
+    assert!(out.join("keep.txt").is_file() && !out.join("shards.sbatch").exists());
+    // A directory obasim slurm wrote (with logs and shards since) is replaced.
+    std::fs::remove_file(out.join("keep.txt")).unwrap();
+    ok(&run(false));
+    std::fs::write(out.join("logs/shard-0.123.out"), "log").unwrap();
     ok(&run(true));
-    assert!(!out.join("keep.txt").exists() && out.join("shards.sbatch").is_file());
+    assert!(out.join("shards.sbatch").is_file() && !out.join("logs/shard-0.123.out").exists());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["kind"], "slurm");
 }
 
 #[test]

@@ -189,13 +189,18 @@ impl CompareData {
 
 /// Draws the comparison plot into `path` (PNG or SVG by its extension).
 pub fn write_compare_plot(data: &CompareData, path: &Path) -> Result<(), PlotError> {
+    super::write_file(path, &render_compare(data, path)?)
+}
+
+/// The comparison plot's file contents, PNG or SVG by `path`'s extension.
+pub fn render_compare(data: &CompareData, path: &Path) -> Result<Vec<u8>, PlotError> {
     let format = ImageFormat::of(path).map_err(|message| PlotError::Format {
         path: path.to_path_buf(),
         message,
     })?;
     match format {
-        ImageFormat::Svg => super::write_file(path, super::figure_svg(data)?.as_bytes()),
-        ImageFormat::Png => super::write_file(path, &super::figure_png(data)?),
+        ImageFormat::Svg => Ok(super::figure_svg(data)?.into_bytes()),
+        ImageFormat::Png => super::figure_png(data),
     }
 }
 

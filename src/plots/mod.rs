@@ -340,7 +340,7 @@ pub fn render_svg(plot: Plot, run: &RunData) -> Result<String, PlotError> {
         plot.draw_on(&root, run, Scale(1.0, SVG_FONT_FACTOR))
             .map_err(attribute(plot))?;
     }
-    Ok(svg)
+    Ok(sign_svg(svg))
 }
 
 /// Draws `plot` as a PNG image at [`PNG_SCALE`] times its SVG size.
@@ -378,6 +378,9 @@ fn encode_png(stem: &str, pixels: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>, 
     // these flat-coloured images and several times faster in unoptimised test builds.
     encoder.set_deflate_compression(png::DeflateCompression::Level(6));
     encoder.set_filter(png::Filter::Up);
+    encoder
+        .add_text_chunk("Software".into(), PNG_SOFTWARE.into())
+        .map_err(png_error)?;
     let mut writer = encoder.write_header().map_err(png_error)?;
     writer.write_image_data(pixels).map_err(png_error)?;
     writer.finish().map_err(png_error)?;
@@ -414,7 +417,30 @@ pub(crate) fn figure_svg<F: Figure>(fig: &F) -> Result<String, PlotError> {
             .and_then(|_| root.present().map_err(DrawError::from))
             .map_err(attribute_figure(fig))?;
     }
-    Ok(svg)
+    Ok(sign_svg(svg))
+}
+
+/// The signature obasim writes into every SVG it draws (a comment), by which `--force`
+/// recognises a plot file as obasim's own.
+pub const SVG_SIGNATURE: &str = "<!-- drawn by obasim -->";
+/// The `Software` text chunk obasim writes into every PNG it draws.
+pub const PNG_SOFTWARE: &str = "obasim";
+
+/// Whether `bytes` are a plot obasim drew (a PNG with its `Software` chunk, or an SVG with
+/// its signature).
+pub fn is_obasim_plot(bytes: &[u8]) -> bool {
+    let needle: Vec<u8> = [b"tEXtSoftware\0".as_slice(), PNG_SOFTWARE.as_bytes()].concat();
+    let png = bytes.starts_with(b"\x89PNG") && bytes.windows(needle.len()).any(|w| w == needle);
+    let svg = std::str::from_utf8(bytes).is_ok_and(|t| t.contains(SVG_SIGNATURE));
+    png || svg
+}
+
+/// Puts obasim's signature after the opening `<svg ...>` tag.
+fn sign_svg(svg: String) -> String {
+    match svg.find('>') {
+        Some(i) => format!("{}\n{SVG_SIGNATURE}{}", &svg[..=i], &svg[i + 1..]),
+        None => svg,
+    }
 }
 
 /// Draws a figure as a PNG image at [`PNG_SCALE`] times its SVG size.

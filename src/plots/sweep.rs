@@ -104,6 +104,16 @@ pub struct SweepPlots {
     pub notes: Vec<String>,
 }
 
+impl SweepPlots {
+    /// The names of the files written (without their directory).
+    pub fn file_names(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect()
+    }
+}
+
 fn format_error(path: &Path, message: impl Into<String>) -> PlotError {
     PlotError::Format {
         path: path.to_path_buf(),

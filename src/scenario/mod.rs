@@ -6,7 +6,7 @@ pub mod suggest;
 pub mod types;
 
 pub use error::{Diagnostic, ScenarioError};
-pub use source::Source;
+pub use source::{read_regular_file, Source};
 pub use types::*;
 
 /// The JSON Schema of the scenario format, derived from the same types that read it.

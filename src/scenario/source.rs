@@ -31,6 +31,39 @@ fn embedded_path(dir: &str, relative: &str) -> String {
     parts.join("/")
 }
 
+/// Largest scenario file obasim reads, in bytes.
+pub const MAX_SCENARIO_BYTES: u64 = 64 << 20;
+/// Largest data file (life table) obasim reads, in bytes.
+pub const MAX_DATA_FILE_BYTES: u64 = 256 << 20;
+
+/// Reads a file of at most `limit` bytes; refuses anything that is not a regular file
+/// (devices, pipes, directories) or is larger.
+pub fn read_regular_file(path: &Path, limit: u64) -> std::io::Result<String> {
+    let f = std::fs::File::open(path)?;
+    let m = f.metadata()?;
+    if !m.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a device, pipe or directory)",
+        ));
+    }
+    if m.len() > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} bytes, more than the limit of {limit}", m.len()),
+        ));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(f, limit + 1), &mut text)?;
+    if text.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("it grew past the limit of {limit} bytes while being read"),
+        ));
+    }
+    Ok(text)
+}
+
 /// A scenario's text and the means to resolve the data files it references.
 #[derive(Clone, Debug)]
 pub struct Source {
@@ -40,6 +73,7 @@ pub struct Source {
     pub stem: String,
     /// The TOML text.
     pub text: String,
+    file: Option<PathBuf>,
     base_dir: Option<PathBuf>,
     /// For a scenario embedded in the binary: its folder under `scenarios/` ("" or "bench/"),
     /// against which its relative data paths resolve.
@@ -101,7 +135,7 @@ impl Source {
     /// Reads a scenario file from disk.
     pub fn from_file(path: &Path) -> Result<Source, ScenarioError> {
         let display_name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = read_regular_file(path, MAX_SCENARIO_BYTES).map_err(|e| {
             ScenarioError::single(
                 &display_name,
                 "",
@@ -115,6 +149,7 @@ impl Source {
                 .unwrap_or_else(|| "scenario".into()),
             display_name,
             text,
+            file: Some(path.to_path_buf()),
             base_dir: Some(
                 path.parent()
                     .map(Path::to_path_buf)
@@ -130,6 +165,7 @@ impl Source {
             display_name: format!("<embedded>/scenarios/{EXAMPLE_NAME}"),
             stem: EXAMPLE_NAME.trim_end_matches(".toml").to_string(),
             text: EXAMPLE_TEXT.to_string(),
+            file: None,
             base_dir: None,
             embedded_dir: "",
         }
@@ -142,6 +178,7 @@ impl Source {
             display_name: format!("<embedded>/scenarios/{dir}{name}"),
             stem: name.trim_end_matches(".toml").to_string(),
             text: text.to_string(),
+            file: None,
             base_dir: None,
             embedded_dir: dir,
         }
@@ -156,14 +193,25 @@ impl Source {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "scenario".into()),
             text: text.to_string(),
+            file: None,
             base_dir,
             embedded_dir: "",
         }
     }
 
+    /// The scenario file, when it was read from one.
+    pub fn path(&self) -> Option<PathBuf> {
+        self.file.clone()
+    }
+
     /// Directory data files are read from (none for the embedded example).
     pub fn base_dir(&self) -> Option<&Path> {
         self.base_dir.as_deref()
+    }
+
+    /// Where a data file referenced by the scenario is on disk (none for embedded scenarios).
+    pub fn data_path(&self, relative: &str) -> Option<PathBuf> {
+        self.base_dir.as_ref().map(|d| d.join(relative))
     }
 
     /// SHA-256 of the scenario text, hex.
@@ -179,7 +227,7 @@ impl Source {
             Some(dir) => {
                 let path = dir.join(relative);
                 let shown = path.display().to_string();
-                std::fs::read_to_string(&path)
+                read_regular_file(&path, MAX_DATA_FILE_BYTES)
                     .map(|t| (shown.clone(), t))
                     .map_err(|e| format!("cannot read `{shown}`: {e}"))
             }
