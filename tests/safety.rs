@@ -502,41 +502,86 @@ fn data_and_scenario_files_must_be_regular_files() {
     );
 }
 
-/// Seconds to load and check a scenario with `n` upfront contracts (best of 3).
-fn validation_seconds(n: usize) -> f64 {
+/// The example up to `before`.
+fn example_head(before: &str) -> String {
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/beti-cel-germany.toml"),
     )
     .unwrap();
-    let head = &text[..text.find("[[contracts]]").unwrap()];
-    let contracts: String = (0..n)
-        .map(|k| format!("\n[[contracts]]\nname = \"c{k}\"\ntype = \"upfront\"\n"))
-        .collect();
+    text[..text.find(before).unwrap()].to_string()
+}
+
+/// Seconds to load and check `text` (best of 3), checking the model with `check`.
+fn validation_seconds(text: &str, check: impl Fn(&obasim::model::Model)) -> f64 {
     let source = obasim::scenario::Source::from_text(
         "many.toml",
-        &(head.to_string() + &contracts),
+        text,
         Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")),
     );
     (0..3)
         .map(|_| {
             let t = std::time::Instant::now();
             let (_, m) = obasim::model::build::load(&source).expect("valid");
-            assert_eq!(m.contracts.len(), n);
+            check(&m);
             t.elapsed().as_secs_f64()
         })
         .fold(f64::INFINITY, f64::min)
 }
 
+/// The example with `n` upfront contracts.
+fn many_contracts(n: usize) -> String {
+    let contracts: String = (0..n)
+        .map(|k| format!("\n[[contracts]]\nname = \"c{k}\"\ntype = \"upfront\"\n"))
+        .collect();
+    example_head("[[contracts]]") + &contracts
+}
+
+/// A therapy arm of `n` states in a chain (`n - 1` transitions), and `outcomes` outcomes
+/// on its first state.
+fn many_states(n: usize, outcomes: usize) -> String {
+    let mut t = example_head("# --- Therapy arm");
+    t += "[[arms]]\nname = \"beti-cel\"\ndeath_state = \"dead\"\n";
+    for k in 0..n {
+        let initial = if k == 0 { "initial = 1.0\n" } else { "" };
+        t += &format!("[[arms.states]]\nname = \"s{k}\"\n{initial}cost = 1.0\nutility = 0.9\n");
+    }
+    t += "[[arms.states]]\nname = \"dead\"\n";
+    for k in 1..n {
+        t += &format!(
+            "[[arms.transitions]]\nfrom = \"s{}\"\nto = \"s{k}\"\ntime = {{ family = \"exponential\", rate = 0.1 }}\n",
+            k - 1
+        );
+    }
+    t += "[[arms]]\nname = \"standard_care\"\ndeath_state = \"dead\"\n[[arms.states]]\nname = \"alive\"\ninitial = 1.0\n[[arms.states]]\nname = \"dead\"\n";
+    for k in 0..outcomes {
+        t += &format!("[[outcomes]]\nname = \"o{k}\"\nkind = \"in_state\"\nstates = [\"s0\"]\n");
+    }
+    t + "[[contracts]]\nname = \"upfront\"\ntype = \"upfront\"\n"
+}
+
 #[test]
-fn validation_time_grows_linearly_with_the_number_of_contracts() {
-    let small = validation_seconds(4_000);
-    let large = validation_seconds(40_000);
-    let ratio = large / small;
-    // Linear: about 10 (noise on a loaded machine allows some slack); quadratic: about 100.
-    assert!(
-        ratio < 30.0,
-        "10x the contracts took {ratio:.1}x the time ({small:.3} s vs {large:.3} s)"
-    );
+fn validation_time_grows_linearly_with_contracts_states_transitions_and_outcomes() {
+    // Linear: a ratio of about 10 for 10 times the size (a loaded machine's noise allows
+    // some slack); quadratic: about 100.
+    let ratio = |what: &str, small: f64, large: f64| {
+        let r = large / small;
+        eprintln!("{what}: {small:.3} s, 10x: {large:.3} s ({r:.1}x)");
+        assert!(
+            r < 30.0,
+            "10x the {what} took {r:.1}x the time ({small:.3} s vs {large:.3} s)"
+        );
+    };
+    let contracts =
+        |n| validation_seconds(&many_contracts(n), |m| assert_eq!(m.contracts.len(), n));
+    ratio("contracts", contracts(4_000), contracts(40_000));
+    let states = |n| {
+        validation_seconds(&many_states(n, 1), |m| {
+            assert_eq!(m.arms[0].states.len(), n + 1)
+        })
+    };
+    ratio("states and transitions", states(3_000), states(30_000));
+    let outcomes = |n| validation_seconds(&many_states(3, n), |m| assert_eq!(m.outcomes.len(), n));
+    ratio("outcomes", outcomes(4_000), outcomes(40_000));
 }
 
 /// A PID that is not running: that of a process that has exited.

@@ -327,7 +327,7 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
             ck.error(&format!("{f}.states"), "an arm needs at least one state");
             continue;
         }
-        let state_names: Vec<&str> = arm.states.iter().map(|s| s.name.as_str()).collect();
+        let state_names = Names::new(arm.states.iter().map(|s| s.name.as_str()).collect());
         let mut states = Vec::new();
         let mut initial_sum = 0.0;
         let mut cumulative = Vec::new();
@@ -380,7 +380,7 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
         if let Some(last) = cumulative.last_mut() {
             *last = 1.0;
         }
-        let death = match state_names.iter().position(|n| *n == arm.death_state) {
+        let death = match state_names.find(&arm.death_state) {
             Some(d) => d,
             None => {
                 ck.error(
@@ -398,7 +398,7 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
         if let Some(d) = arm
             .states
             .get(death)
-            .filter(|_| state_names.contains(&arm.death_state.as_str()))
+            .filter(|_| state_names.find(&arm.death_state).is_some())
         {
             let sf = format!("{f}.states[{death}]");
             if d.initial != 0.0 {
@@ -417,8 +417,8 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
         let mut exits: Vec<Vec<Exit>> = vec![Vec::new(); arm.states.len()];
         for (ti, tr) in arm.transitions.iter().enumerate() {
             let tf = format!("{f}.transitions[{ti}]");
-            let from = state_names.iter().position(|n| *n == tr.from);
-            let to = state_names.iter().position(|n| *n == tr.to);
+            let from = state_names.find(&tr.from);
+            let to = state_names.find(&tr.to);
             if from.is_none() {
                 ck.error(
                     &format!("{tf}.from"),
@@ -569,14 +569,16 @@ pub fn compile(source: &Source, sc: &Scenario) -> Result<Model, ScenarioError> {
     }
 
     // --- outcomes, assessment plans, payer, manufacturer, cohort, contracts
-    let therapy_states: Vec<&str> = therapy_arm
-        .and_then(|a| sc.arms.get(a))
-        .map(|a| a.states.iter().map(|s| s.name.as_str()).collect())
-        .unwrap_or_default();
+    let therapy_states = Names::new(
+        therapy_arm
+            .and_then(|a| sc.arms.get(a))
+            .map(|a| a.states.iter().map(|s| s.name.as_str()).collect())
+            .unwrap_or_default(),
+    );
     let outcomes = compile_outcomes(&mut ck, sc, &therapy_states);
-    let outcome_names: Vec<&str> = sc.outcomes.iter().map(|o| o.name.as_str()).collect();
+    let outcome_names = Names::new(sc.outcomes.iter().map(|o| o.name.as_str()).collect());
     let plans = compile_plans(&mut ck, sc, &outcome_names);
-    let plan_names: Vec<&str> = sc.observations.iter().map(|o| o.name.as_str()).collect();
+    let plan_names = Names::new(sc.observations.iter().map(|o| o.name.as_str()).collect());
     let churn = sc
         .payer
         .as_ref()
@@ -739,11 +741,35 @@ pub fn unknown_name(name: &str, kind: &str, plural: &str, known: &[&str]) -> Str
     format!("`{name}` is not {kind}; {hint}{plural}: {list}")
 }
 
-fn find(names: &[&str], name: &str) -> Option<usize> {
-    names.iter().position(|n| *n == name)
+/// Names with an index, for lookups in constant time (the first of repeated names wins).
+struct Names<'a> {
+    list: Vec<&'a str>,
+    index: std::collections::HashMap<&'a str, usize>,
 }
 
-fn compile_outcomes(ck: &mut Checker, sc: &Scenario, states: &[&str]) -> Vec<OutcomeDef> {
+impl<'a> Names<'a> {
+    fn new(list: Vec<&'a str>) -> Self {
+        let mut index = std::collections::HashMap::with_capacity(list.len());
+        for (i, n) in list.iter().enumerate() {
+            index.entry(*n).or_insert(i);
+        }
+        Names { list, index }
+    }
+
+    /// Position of `name`.
+    fn find(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+}
+
+impl<'a> std::ops::Deref for Names<'a> {
+    type Target = [&'a str];
+    fn deref(&self) -> &[&'a str] {
+        &self.list
+    }
+}
+
+fn compile_outcomes(ck: &mut Checker, sc: &Scenario, states: &Names) -> Vec<OutcomeDef> {
     let mut out = Vec::new();
     let mut seen: HashSet<&str> = HashSet::new();
     for (i, o) in sc.outcomes.iter().enumerate() {
@@ -756,7 +782,7 @@ fn compile_outcomes(ck: &mut Checker, sc: &Scenario, states: &[&str]) -> Vec<Out
         }
         let mut mask = vec![false; states.len()];
         for (k, st) in o.states.iter().enumerate() {
-            match find(states, st) {
+            match states.find(st) {
                 Some(j) => mask[j] = true,
                 None => ck.error(
                     &format!("{f}.states[{k}]"),
@@ -789,7 +815,7 @@ fn compile_outcomes(ck: &mut Checker, sc: &Scenario, states: &[&str]) -> Vec<Out
     out
 }
 
-fn compile_plans(ck: &mut Checker, sc: &Scenario, outcomes: &[&str]) -> Vec<PlanTerms> {
+fn compile_plans(ck: &mut Checker, sc: &Scenario, outcomes: &Names) -> Vec<PlanTerms> {
     let horizon = sc.simulation.horizon;
     let mut out = Vec::new();
     let mut seen: HashSet<&str> = HashSet::new();
@@ -801,7 +827,7 @@ fn compile_plans(ck: &mut Checker, sc: &Scenario, outcomes: &[&str]) -> Vec<Plan
                 format!("plan `{}` is defined twice", p.name),
             );
         }
-        let outcome = find(outcomes, &p.outcome).unwrap_or_else(|| {
+        let outcome = outcomes.find(&p.outcome).unwrap_or_else(|| {
             ck.error(
                 &format!("{f}.outcome"),
                 unknown_name(&p.outcome, "an outcome", "outcomes", outcomes),
@@ -936,8 +962,8 @@ fn compile_contract(
     f: &str,
     c: &Contract,
     horizon: f64,
-    outcomes: &[&str],
-    plans: &[&str],
+    outcomes: &Names,
+    plans: &Names,
 ) -> Option<ContractTerms> {
     let kind = c.kind;
     let not_for = |ck: &mut Checker, field: &str, given: bool| {
@@ -975,7 +1001,7 @@ fn compile_contract(
         !c.milestones.is_empty() && kind != ContractType::Milestones,
     );
     let outcome_of = |ck: &mut Checker, field: &str, name: &str| -> Option<usize> {
-        let i = find(outcomes, name);
+        let i = outcomes.find(name);
         if i.is_none() {
             ck.error(
                 field,
@@ -1179,7 +1205,7 @@ fn compile_contract(
     terms.on_stop = c.on_stop;
     terms.on_churn = c.on_churn;
     terms.observed_by = c.observed_by.as_ref().and_then(|p| {
-        let i = find(plans, p);
+        let i = plans.find(p);
         if i.is_none() {
             ck.error(
                 &format!("{f}.observed_by"),
