@@ -282,6 +282,45 @@ pub fn account_arm(
     t
 }
 
+/// The costs of arm `arm` in cost category `k` over a history: its start cost's, entry
+/// costs' and state costs' parts in that category (discounted, undiscounted), with the same
+/// exact integrals and payer period as [`account_arm`]; their flows go into `flows`. The
+/// parts of all categories sum to the categorised share of the arm's other costs.
+pub fn account_category(
+    arm: &ArmModel,
+    history: &History,
+    costs: &Discounter,
+    payer_until: f64,
+    k: usize,
+    flows: &mut YearFlows<'_>,
+) -> (f64, f64) {
+    let start = arm.start_parts.get(k).copied().unwrap_or(0.0);
+    let (mut d, mut u) = (start, start);
+    if start != 0.0 {
+        flows.point(0.0, start, 1.0);
+    }
+    for seg in &history.segments {
+        let state = &arm.states[seg.state];
+        let entry = state.entry_parts.get(k).copied().unwrap_or(0.0);
+        if entry != 0.0 && seg.start < payer_until {
+            let f = costs.factor(seg.start);
+            d += entry * f;
+            u += entry;
+            flows.point(seg.start, entry, f);
+        }
+        let rate = state.cost_parts.get(k).copied().unwrap_or(0.0);
+        let end = seg.end.min(payer_until);
+        if seg.state == arm.death || rate == 0.0 || end <= seg.start {
+            continue;
+        }
+        let (da, db) = (costs.factor(seg.start), costs.factor(end));
+        d += rate * costs.integral_given_start(seg.start, end, da);
+        u += rate * (end - seg.start);
+        flows.flow(seg.start, end, rate, costs, da, db);
+    }
+    (d, u)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

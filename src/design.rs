@@ -1,25 +1,25 @@
 //! Contract design tools: sweeps over scenario parameters on common random numbers, solving
 //! a term for a target, and side-by-side comparison of finished runs.
 //!
-//! A parameter is addressed by its field path in the scenario (`contracts[1].warranty.refund`,
-//! `therapy.list_price`), exactly as error messages name it; its value is written into the
-//! scenario text at that place and the text is checked like any scenario. Every point of a
-//! sweep and every step of a solve simulates the same patients (draw 0 streams), so
-//! differences between points are not sampling noise.
+//! What is varied is a named parameter of `[parameters]` (every place that uses it follows,
+//! and so do the parameters derived from it), or one number of the scenario by its field
+//! path (`contracts[1].warranty.refund`, `therapy.list_price`), exactly as error messages
+//! name it. Each point is compiled from the parsed scenario with that value and checked like
+//! any scenario. Every point of a sweep and every step of a solve simulates the same patients
+//! (draw 0 streams), so differences between points are not sampling noise.
 
 use crate::engine::{run_blocks_keeping, Blocks, RunError, Statistics};
-use crate::model::build::compile;
-use crate::model::Model;
+use crate::model::{Model, Setup};
+use crate::plan::Adjust;
 use crate::results::Results;
-use crate::scenario::{ScenarioError, Source};
+use crate::scenario::ScenarioError;
 use rayon::prelude::*;
-use std::ops::Range;
 use std::sync::atomic::AtomicBool;
 
 /// One `--set PATH=VALUES` of a sweep.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SetSpec {
-    /// Field path.
+    /// A named parameter, or a field path.
     pub path: String,
     /// Values to try.
     pub values: Vec<f64>,
@@ -62,21 +62,43 @@ pub fn parse_set(s: &str) -> Result<SetSpec, String> {
     })
 }
 
-/// Where each swept parameter is written in the scenario text.
-pub fn locate(source: &Source, paths: &[&str]) -> Result<Vec<Range<usize>>, ScenarioError> {
-    let mut spans = Vec::new();
+/// What a swept or solved value sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Knob {
+    /// A named parameter (its index): every place using it, and the parameters derived
+    /// from it, follow.
+    Parameter(usize),
+    /// The one number written at this byte offset of the scenario text.
+    Number(usize),
+}
+
+/// What each path names: a named parameter, or a number written in the scenario.
+pub fn locate(setup: &Setup, paths: &[&str]) -> Result<Vec<Knob>, ScenarioError> {
+    let source = &setup.source;
+    let mut knobs = Vec::new();
     let mut errors = Vec::new();
     for p in paths {
+        if let Some(i) = setup.params.index(p) {
+            knobs.push(Knob::Parameter(i));
+            continue;
+        }
         match source.value_span(p) {
-            Some(span) => spans.push(span),
-            None => errors.push(source.diagnostic(
-                p,
-                format!("`{p}` is not written in this scenario: a parameter to vary must appear in the file (write its current value explicitly), addressed as in error messages, e.g. contracts[1].warranty.refund"),
-            )),
+            Some(span) => knobs.push(Knob::Number(span.start)),
+            None => {
+                let names = setup.params.names();
+                let hint = crate::scenario::suggest::closest(p, &names)
+                    .map_or(String::new(), |k| {
+                        format!(" (did you mean the parameter `{k}`?)")
+                    });
+                errors.push(source.diagnostic(
+                    p,
+                    format!("`{p}` is neither a parameter of [parameters] nor written in this scenario{hint}: vary a named parameter, or a number written in the file (write its current value explicitly) addressed as in error messages, e.g. contracts[1].warranty.refund"),
+                ))
+            }
         }
     }
     if errors.is_empty() {
-        Ok(spans)
+        Ok(knobs)
     } else {
         Err(ScenarioError {
             diagnostics: errors,
@@ -84,19 +106,23 @@ pub fn locate(source: &Source, paths: &[&str]) -> Result<Vec<Range<usize>>, Scen
     }
 }
 
-/// The model of the scenario with `values` written at `spans`.
+/// The model of the scenario with `values` set at `knobs` (everything else at base).
 pub fn model_with(
-    source: &Source,
-    spans: &[Range<usize>],
+    setup: &Setup,
+    knobs: &[Knob],
     values: &[f64],
-    adjust: &(dyn Fn(&mut Model) + Sync),
+    adjust: Adjust,
 ) -> Result<Model, ScenarioError> {
-    let overrides: Vec<(Range<usize>, f64)> =
-        spans.iter().cloned().zip(values.iter().copied()).collect();
-    let text = crate::psa::Uncertainty::extract(source)?.text_with_overrides(&overrides);
-    let sc = source.parse_text(&text)?;
-    let mut model = compile(source, &sc)?;
-    adjust(&mut model);
+    let mut params = Vec::new();
+    let mut numbers = Vec::new();
+    for (k, &v) in knobs.iter().zip(values) {
+        match *k {
+            Knob::Parameter(i) => params.push((i, v)),
+            Knob::Number(at) => numbers.push((at, v)),
+        }
+    }
+    let mut model = setup.model(&setup.params.with_overrides(&params), &numbers)?;
+    adjust.apply(&mut model);
     Ok(model)
 }
 
@@ -145,17 +171,17 @@ impl std::error::Error for DesignError {}
 /// Runs every point (in parallel, same patients for all); results in grid order. Each
 /// point keeps means and errors only: the summary (quantiles NaN) and incremental tables.
 pub fn sweep(
-    source: &Source,
-    spans: &[Range<usize>],
+    setup: &Setup,
+    knobs: &[Knob],
     points: &[Vec<f64>],
-    adjust: &(dyn Fn(&mut Model) + Sync),
+    adjust: Adjust,
     progress: &(dyn Fn(u64) + Sync),
     cancel: &AtomicBool,
 ) -> Result<Vec<Results>, DesignError> {
     let models: Vec<Model> = points
         .iter()
         .map(|p| {
-            model_with(source, spans, p, adjust).map_err(|e| DesignError::Invalid(p.clone(), e))
+            model_with(setup, knobs, p, adjust).map_err(|e| DesignError::Invalid(p.clone(), e))
         })
         .collect::<Result<_, _>>()?;
     models
@@ -247,25 +273,25 @@ pub struct Solution {
     pub evaluations: usize,
 }
 
-/// Finds the value of the parameter at `span` in [lo, hi] where the target metric equals its
-/// target, by bisection on common random numbers (the metric must change sign over the
-/// bracket). Each evaluation is a full run on the same patients.
+/// Finds the value of `knob` in [lo, hi] where the target metric equals its target, by
+/// bisection on common random numbers (the metric must change sign over the bracket). Each
+/// evaluation is a full run on the same patients.
 #[allow(clippy::too_many_arguments)]
 pub fn solve(
-    source: &Source,
-    span: Range<usize>,
+    setup: &Setup,
+    knob: Knob,
     (lo, hi): (f64, f64),
     target: &Target,
     tolerance: f64,
-    adjust: &(dyn Fn(&mut Model) + Sync),
+    adjust: Adjust,
     progress: &(dyn Fn(u64) + Sync),
     cancel: &AtomicBool,
 ) -> Result<Solution, DesignError> {
-    let spans = [span];
+    let knobs = [knob];
     let mut evaluations = 0;
     let mut eval = |x: f64| -> Result<(f64, f64), DesignError> {
         evaluations += 1;
-        let m = model_with(source, &spans, &[x], adjust)
+        let m = model_with(setup, &knobs, &[x], adjust)
             .map_err(|e| DesignError::Invalid(vec![x], e))?;
         let r = run_means(&m, progress, cancel).map_err(DesignError::Run)?;
         let (v, se) = target.read(&m, &r)?;

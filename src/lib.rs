@@ -18,6 +18,7 @@ pub mod markov;
 pub mod model;
 pub mod outdir;
 pub mod output;
+pub mod params;
 pub mod plan;
 pub mod plots;
 pub mod psa;

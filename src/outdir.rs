@@ -512,6 +512,26 @@ const RENAME_NOREPLACE: u32 = 1;
 /// `renameat2` flag: swap the two paths atomically.
 const RENAME_EXCHANGE: u32 = 2;
 
+/// Deletes a directory of obasim's own (results or staging) so that it stays recognisable
+/// as obasim's until it is gone: everything but its marker files first, then those (a
+/// process killed half-way leaves a directory the next command still knows to remove).
+fn remove_ours(dir: &Path) -> io::Result<()> {
+    let markers = [MANIFEST, SHARD_FILE, STAGING_MARKER];
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        if markers.iter().any(|m| name == *m) {
+            continue;
+        }
+        if e.file_type()?.is_dir() {
+            fs::remove_dir_all(e.path())?;
+        } else {
+            fs::remove_file(e.path())?;
+        }
+    }
+    fs::remove_dir_all(dir)
+}
+
 /// Recreates the tree `from` at `to`, hard-linking its files.
 fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     fs::create_dir(to)?;
@@ -660,7 +680,7 @@ impl StagedDir {
         if fs::symlink_metadata(&staging).is_ok() {
             // Left by an earlier process that had our PID (we hold the lock).
             if is_leftover(&staging) {
-                fs::remove_dir_all(&staging).map_err(io_at(&staging))?;
+                remove_ours(&staging).map_err(io_at(&staging))?;
             } else {
                 return Err(OutputDirError::NotOurs(
                     staging.clone(),
@@ -731,7 +751,7 @@ impl StagedDir {
         };
         sync_dir(&self.target.parent);
         if is_leftover(&old) {
-            fs::remove_dir_all(&old)
+            remove_ours(&old)
         } else {
             eprintln!(
                 "warning: the replaced directory gained files obasim did not write while this command ran; it was kept at {}",
@@ -745,7 +765,7 @@ impl StagedDir {
 impl Drop for StagedDir {
     fn drop(&mut self) {
         if !self.committed {
-            let _ = fs::remove_dir_all(&self.staging);
+            let _ = remove_ours(&self.staging);
         }
     }
 }
@@ -853,7 +873,7 @@ fn recover(t: &Resolved) -> Result<(), OutputDirError> {
             // ones in: put the old ones back.
             fs::rename(&path, t.path()).map_err(io_at(&path))?;
         } else {
-            fs::remove_dir_all(&path).map_err(io_at(&path))?;
+            remove_ours(&path).map_err(io_at(&path))?;
         }
     }
     Ok(())

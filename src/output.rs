@@ -277,38 +277,7 @@ pub fn write_tables(dir: &Path, r: &Results) -> io::Result<()> {
         }),
     )?;
 
-    write_csv(
-        dir,
-        "cashflow.csv",
-        &[
-            "arm",
-            "contract",
-            "year",
-            "payments",
-            "payments_discounted",
-            "other_costs",
-            "other_costs_discounted",
-            "total",
-            "total_discounted",
-            "admin_costs",
-            "admin_costs_discounted",
-        ],
-        r.cashflow.iter().map(|x| {
-            [
-                x.arm.clone(),
-                x.contract.clone(),
-                x.year.to_string(),
-                num(x.payments),
-                num(x.payments_discounted),
-                num(x.other_costs),
-                num(x.other_costs_discounted),
-                num(x.payments + x.other_costs + x.admin_costs),
-                num(x.payments_discounted + x.other_costs_discounted + x.admin_costs_discounted),
-                num(x.admin_costs),
-                num(x.admin_costs_discounted),
-            ]
-        }),
-    )?;
+    write_cashflow(dir, &r.cashflow)?;
 
     write_csv(
         dir,
@@ -404,6 +373,52 @@ pub fn write_tables(dir: &Path, r: &Results) -> io::Result<()> {
                 num(x.p),
                 num(x.value),
             ]
+        }),
+    )
+}
+
+/// Writes `cashflow.csv`; with cost categories, a last column `category` names the category
+/// of each added row (empty on the rows of every cost).
+fn write_cashflow(dir: &Path, rows: &[crate::results::CashflowRow]) -> io::Result<()> {
+    let categories = rows.iter().any(|x| x.category.is_some());
+    let mut header = vec![
+        "arm",
+        "contract",
+        "year",
+        "payments",
+        "payments_discounted",
+        "other_costs",
+        "other_costs_discounted",
+        "total",
+        "total_discounted",
+        "admin_costs",
+        "admin_costs_discounted",
+    ];
+    if categories {
+        header.push("category");
+    }
+    write_csv(
+        dir,
+        "cashflow.csv",
+        &header,
+        rows.iter().map(|x| {
+            let mut v = vec![
+                x.arm.clone(),
+                x.contract.clone(),
+                x.year.to_string(),
+                num(x.payments),
+                num(x.payments_discounted),
+                num(x.other_costs),
+                num(x.other_costs_discounted),
+                num(x.payments + x.other_costs + x.admin_costs),
+                num(x.payments_discounted + x.other_costs_discounted + x.admin_costs_discounted),
+                num(x.admin_costs),
+                num(x.admin_costs_discounted),
+            ];
+            if categories {
+                v.push(x.category.clone().unwrap_or_default());
+            }
+            v
         }),
     )
 }

@@ -8,13 +8,13 @@
 //! shards and merged gives byte-identical tables.
 
 use crate::engine::{blocks, run_blocks_keeping, Blocks, RunError, Statistics, Tally};
-use crate::model::Model;
-use crate::psa::analysis::{model_for, strategies, wtp_grid, DrawResult, PsaError, PsaResults};
-use crate::psa::Uncertainty;
+use crate::model::{Model, Setup};
+use crate::params::OneWay;
+use crate::psa::analysis::{strategies, wtp_grid, DrawResult, PsaError, PsaResults};
 use crate::results::Results;
-use crate::scenario::Source;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::sync::atomic::AtomicBool;
 
 /// What a planned run is.
@@ -33,17 +33,43 @@ pub enum RunKind {
     },
 }
 
-/// One run: its model, the draw index of its random streams, and its parameter values.
+/// One run: the draw index of its random streams, its parameter values, and its model
+/// (kept for the base case and one-way runs; a PSA draw's model is compiled when it runs,
+/// so memory does not grow with the number of draws).
 #[derive(Clone, Debug)]
 pub struct PlannedRun {
     /// What it is.
     pub kind: RunKind,
     /// Draw index of the patients' streams (0 for the base case and one-way runs).
     pub stream_draw: u64,
-    /// The compiled model.
-    pub model: Model,
-    /// Values of the uncertain parameters (order of `Uncertainty::names`).
+    /// One value per parameter (see [`crate::params::Parameters`]).
     pub values: Vec<f64>,
+    /// The compiled model (None for a PSA draw).
+    pub model: Option<Model>,
+}
+
+/// Command-line overrides applied to every model of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Adjust {
+    /// Seed.
+    pub seed: Option<u64>,
+    /// Number of patients.
+    pub patients: Option<u64>,
+}
+
+impl Adjust {
+    /// Applies the overrides to a model.
+    pub fn apply(&self, m: &mut Model) {
+        if let Some(seed) = self.seed {
+            m.sim.seed = seed;
+        }
+        if let Some(n) = self.patients {
+            m.sim.patients = n;
+            if let Some(c) = m.cohort.as_mut() {
+                c.fit_to_patients(n);
+            }
+        }
+    }
 }
 
 /// The work of one run in one process: some of its fixed blocks (base case or one-way run),
@@ -89,10 +115,14 @@ pub enum UnitResult {
 /// Everything one invocation computes.
 #[derive(Clone, Debug)]
 pub struct Plan {
+    /// The parsed scenario, its parameters and data.
+    pub setup: Setup,
+    /// Overrides of every model.
+    pub adjust: Adjust,
     /// The runs: base case first, then PSA draws, then one-way runs.
     pub runs: Vec<PlannedRun>,
-    /// The scenario's uncertain parameters.
-    pub uncertainty: Uncertainty,
+    /// The one-way runs of the tornado, in run order.
+    pub one_way: Vec<OneWay>,
     /// Number of PSA draws.
     pub draws: u32,
     /// Whether one-way runs are included.
@@ -111,69 +141,101 @@ pub struct Outcome {
 }
 
 impl Plan {
-    /// Plans the base case (`base`, already adjusted), `draws` PSA draws and, if `tornado`,
-    /// two one-way runs per parameter written in place. Every variant is compiled (and so
-    /// checked) now, before any simulation.
-    pub fn new(
-        source: &Source,
-        base: &Model,
-        uncertainty: Uncertainty,
-        draws: u32,
-        tornado: bool,
-        adjust: &(dyn Fn(&mut Model) + Sync),
-    ) -> Result<Plan, PsaError> {
-        let base_values = uncertainty.base_values();
+    /// Plans the base case, `draws` PSA draws and, if `tornado`, the one-way runs of every
+    /// varied parameter. Every variant is compiled (and so checked) now, before any
+    /// simulation; the draws' models are not kept.
+    pub fn new(setup: Setup, adjust: Adjust, draws: u32, tornado: bool) -> Result<Plan, PsaError> {
+        let params = &setup.params;
+        let mut base = setup.base().map_err(PsaError::Base)?;
+        adjust.apply(&mut base);
+        let seed = base.sim.seed;
         let mut runs = vec![PlannedRun {
             kind: RunKind::Base,
             stream_draw: 0,
-            model: base.clone(),
-            values: base_values.clone(),
+            values: params.base_values(),
+            model: Some(base),
         }];
-        let seed = base.sim.seed;
-        let variants: Result<Vec<PlannedRun>, PsaError> = (1..=draws as u64)
+        let checked: Result<Vec<PlannedRun>, PsaError> = (1..=draws as u64)
             .into_par_iter()
             .map(|d| {
-                let values = uncertainty.draw(seed, d);
-                let model = model_for(source, &uncertainty.text_with(&values), adjust)
+                let values = params.draw(seed, d);
+                setup
+                    .model(&values, &[])
                     .map_err(|e| PsaError::InvalidDraw(d, e))?;
                 Ok(PlannedRun {
                     kind: RunKind::Draw(d),
                     stream_draw: d,
-                    model,
                     values,
+                    model: None,
                 })
             })
             .collect();
-        runs.extend(variants?);
-        if tornado {
-            for (i, p) in uncertainty.params.iter().enumerate() {
-                for (high, x) in [(false, p.low), (true, p.high)] {
-                    let mut values = base_values.clone();
-                    values[i] = x;
-                    let model = model_for(source, &uncertainty.text_with(&values), adjust)
-                        .map_err(|e| PsaError::OneWay(p.path.clone(), x, e))?;
-                    runs.push(PlannedRun {
-                        kind: RunKind::OneWay { param: i, high },
-                        stream_draw: 0,
-                        model,
-                        values,
-                    });
-                }
-            }
+        runs.extend(checked?);
+        let one_way = if tornado {
+            params.one_way_runs()
+        } else {
+            Vec::new()
+        };
+        for (k, ow) in one_way.iter().enumerate() {
+            let values = params.one_way(ow);
+            let mut model = setup
+                .model(&values, &[])
+                .map_err(|e| PsaError::OneWay(params.params[ow.param].name.clone(), ow.value, e))?;
+            adjust.apply(&mut model);
+            runs.push(PlannedRun {
+                kind: RunKind::OneWay {
+                    param: k,
+                    high: ow.high,
+                },
+                stream_draw: 0,
+                values,
+                model: Some(model),
+            });
         }
         Ok(Plan {
+            setup,
+            adjust,
             runs,
-            uncertainty,
+            one_way,
             draws,
             tornado,
         })
+    }
+
+    /// The base-case model (with the overrides).
+    pub fn base_model(&self) -> &Model {
+        self.runs[0]
+            .model
+            .as_ref()
+            .expect("the base case keeps its model")
+    }
+
+    /// The model of run `run`: kept, or (a PSA draw) compiled from its values now.
+    pub fn model(&self, run: usize) -> Result<Cow<'_, Model>, PsaError> {
+        let r = &self.runs[run];
+        match &r.model {
+            Some(m) => Ok(Cow::Borrowed(m)),
+            None => {
+                let mut m = self.setup.model(&r.values, &[]).map_err(|e| match r.kind {
+                    RunKind::Draw(d) => PsaError::InvalidDraw(d, e),
+                    _ => PsaError::Base(e),
+                })?;
+                self.adjust.apply(&mut m);
+                Ok(Cow::Owned(m))
+            }
+        }
+    }
+
+    /// Patients per run (every run has the base case's number).
+    fn patients(&self) -> u64 {
+        self.base_model().sim.patients
     }
 
     /// Number of work units of run `run`: its blocks, or 1 for a PSA draw.
     fn units_of(&self, run: usize) -> u64 {
         match self.runs[run].kind {
             RunKind::Draw(_) => 1,
-            _ => blocks(&self.runs[run].model),
+            _ => blocks(self.base_model()),
         }
     }
 
@@ -231,8 +293,8 @@ impl Plan {
     pub fn patients_in(&self, work: &[Work]) -> u64 {
         work.iter()
             .map(|w| match *w {
-                Work::Whole { run } => self.runs[run].model.sim.patients,
-                Work::Blocks { run, blocks } => blocks.patients(self.runs[run].model.sim.patients),
+                Work::Whole { .. } => self.patients(),
+                Work::Blocks { blocks, .. } => blocks.patients(self.patients()),
             })
             .fold(0, u64::saturating_add)
     }
@@ -247,21 +309,24 @@ impl Plan {
         work.par_iter()
             .map(|w| {
                 let (run, block_ids, whole) = match *w {
-                    Work::Whole { run } => (run, Blocks::all(&self.runs[run].model), true),
+                    Work::Whole { run } => (run, Blocks::all(self.base_model()), true),
                     Work::Blocks { run, blocks } => (run, blocks, false),
                 };
                 let r = &self.runs[run];
+                let model = self
+                    .model(run)
+                    .map_err(|e| RunError::Invalid(e.to_string()))?;
                 if whole {
                     // A draw reports means only: no quantile sketches.
                     let tally = run_blocks_keeping(
-                        &r.model,
+                        &model,
                         r.stream_draw,
                         block_ids,
                         Statistics::WithoutSketches,
                         progress,
                         cancel,
                     )?;
-                    let results = Results::summary_from_tally(&r.model, &tally);
+                    let results = Results::summary_from_tally(&model, &tally);
                     Ok(UnitResult::Draw {
                         run,
                         summary: results.summary,
@@ -274,7 +339,7 @@ impl Plan {
                         _ => Statistics::Full,
                     };
                     let tally = run_blocks_keeping(
-                        &r.model,
+                        &model,
                         r.stream_draw,
                         block_ids,
                         statistics,
@@ -312,17 +377,21 @@ impl Plan {
         }
         let results_of = |run: usize| -> Result<Results, PsaError> {
             let r = &self.runs[run];
+            let model = self.model(run)?;
             let t = tallies[run]
                 .as_ref()
-                .filter(|t| t.moments.count() == r.model.sim.patients)
+                .filter(|t| t.moments.count() == model.sim.patients)
                 .ok_or_else(|| PsaError::Setup(format!("run {run} is incomplete")))?;
             Ok(match r.kind {
-                RunKind::OneWay { .. } => Results::summary_from_tally(&r.model, t),
-                _ => Results::from_tally(&r.model, t),
+                RunKind::OneWay { .. } => Results::summary_from_tally(&model, t),
+                _ => Results::from_tally(&model, t),
             })
         };
         let base = results_of(0)?;
-        let base_model = &self.runs[0].model;
+        let base_model = self.base_model();
+        let params = &self.setup.params;
+        let columns = params.columns();
+        let pick = |values: &[f64]| columns.iter().map(|&i| values[i]).collect::<Vec<f64>>();
         let psa = if self.draws > 0 {
             let mut v = Vec::new();
             for (run, r) in self.runs.iter().enumerate() {
@@ -332,17 +401,20 @@ impl Plan {
                         .ok_or_else(|| PsaError::Setup(format!("PSA draw {d} is missing")))?;
                     v.push(DrawResult {
                         draw: d,
-                        values: r.values.clone(),
+                        values: pick(&r.values),
                         results,
                     });
                 }
             }
             Some(PsaResults {
-                names: self.uncertainty.names(),
-                base_values: self.uncertainty.base_values(),
+                names: columns
+                    .iter()
+                    .map(|&i| params.params[i].name.clone())
+                    .collect(),
+                base_values: pick(&params.base_values()),
                 draws: v,
                 strategies: strategies(base_model),
-                wtp_grid: wtp_grid(&self.uncertainty, base_model),
+                wtp_grid: wtp_grid(&params.settings, base_model),
             })
         } else {
             None
@@ -350,12 +422,13 @@ impl Plan {
         let tornado = if self.tornado {
             let mut one_way = Vec::new();
             for (run, r) in self.runs.iter().enumerate() {
-                if let RunKind::OneWay { param, high } = r.kind {
-                    one_way.push((param, high, &r.model, results_of(run)?));
+                if let (RunKind::OneWay { .. }, Some(model)) = (r.kind, r.model.as_ref()) {
+                    one_way.push((model, results_of(run)?));
                 }
             }
             Some(crate::psa::analysis::tornado_rows(
-                &self.uncertainty,
+                params,
+                &self.one_way,
                 base_model,
                 &base,
                 &one_way,

@@ -291,35 +291,39 @@ fn scenario_section(h: &mut String, run: &RunData) {
     };
     let pop = &sc.population;
     let mut population = Vec::new();
-    if let Some(age) = pop.age {
-        population.push(format!("age at treatment {} years", plain_number(age)));
+    let n = |x: &crate::scenario::Num| run.num(x);
+    if let Some(age) = &pop.age {
+        population.push(format!("age at treatment {} years", plain_number(n(age))));
     }
     if let Some(d) = &pop.age_distribution {
         population.push(match d {
             AgeDistribution::Normal { mean, sd, min, max } => format!(
                 "age at treatment normal with mean {} and SD {} years, truncated to [{}, {}]",
-                plain_number(*mean),
-                plain_number(*sd),
-                plain_number(*min),
-                plain_number(*max)
+                plain_number(n(mean)),
+                plain_number(n(sd)),
+                plain_number(n(min)),
+                plain_number(n(max))
             ),
             AgeDistribution::Uniform { min, max } => format!(
                 "age at treatment uniform on [{}, {}] years",
-                plain_number(*min),
-                plain_number(*max)
+                plain_number(n(min)),
+                plain_number(n(max))
             ),
         });
     }
-    population.push(format!("{} female", pct(pop.share_female)));
-    population.push(format!(
-        "background mortality from {} ({})",
-        pop.life_table.file,
-        serde_json::to_value(pop.life_table.measure)
-            .map(|v| value_text(&v))
-            .unwrap_or_default()
-    ));
-    if let Some(m) = pop.max_age {
-        population.push(format!("no one lives past age {}", plain_number(m)));
+    population.push(format!("{} female", pct(n(&pop.share_female))));
+    match &pop.life_table {
+        Some(lt) => population.push(format!(
+            "background mortality from {} ({})",
+            lt.file,
+            serde_json::to_value(lt.measure)
+                .map(|v| value_text(&v))
+                .unwrap_or_default()
+        )),
+        None => population.push("no background mortality (all-cause transitions)".into()),
+    }
+    if let Some(m) = &pop.max_age {
+        population.push(format!("no one lives past age {}", plain_number(n(m))));
     }
     kv_row(h, "5", "Study population", &esc(&population.join("; ")));
     kv_row(h, "6", "Setting and location", &setting);
@@ -327,7 +331,7 @@ fn scenario_section(h: &mut String, run: &RunData) {
     let mut comp = format!(
         "Intervention: <strong>{}</strong> (list price {} {}) under each payment contract: ",
         esc(&sc.therapy.arm),
-        esc(&thousands(sc.therapy.list_price, 0)),
+        esc(&thousands(n(&sc.therapy.list_price), 0)),
         esc(&sc.metadata.currency)
     );
     comp.push_str(
@@ -366,11 +370,12 @@ fn scenario_section(h: &mut String, run: &RunData) {
         "Time horizon",
         &esc(&format!(
             "{} years after treatment{}",
-            plain_number(sc.simulation.horizon),
+            plain_number(n(&sc.simulation.horizon)),
             pop.max_age
+                .as_ref()
                 .map(|m| format!(
                     " (patients alive at age {} are taken to die)",
-                    plain_number(m)
+                    plain_number(n(m))
                 ))
                 .unwrap_or_default()
         )),
@@ -383,9 +388,9 @@ fn scenario_section(h: &mut String, run: &RunData) {
         &esc(&format!(
             "costs {} a year, outcomes {} a year (payer); manufacturer {} a year. Continuous \
              discounting, d(t) = (1 + r)^−t.",
-            pct(d.costs),
-            pct(d.outcomes),
-            pct(d.manufacturer)
+            pct(n(&d.costs)),
+            pct(n(&d.outcomes)),
+            pct(n(&d.manufacturer))
         )),
     );
     let wtp = if sc.simulation.wtp.is_empty() {
@@ -426,9 +431,9 @@ fn scenario_section(h: &mut String, run: &RunData) {
         &esc(&format!(
             "list price {p}; administration {a} (payer, at treatment); cost of goods {g} \
              (manufacturer); annual and one-time state costs in section 3; all in {c}.",
-            p = thousands(sc.therapy.list_price, 0),
-            a = thousands(sc.therapy.administration_cost, 0),
-            g = thousands(sc.therapy.cost_of_goods, 0),
+            p = thousands(n(&sc.therapy.list_price), 0),
+            a = thousands(n(&sc.therapy.administration_cost), 0),
+            g = thousands(n(&sc.therapy.cost_of_goods), 0),
             c = run.money_unit()
         )),
     );
@@ -543,7 +548,7 @@ fn contracts_section(h: &mut String, run: &RunData) {
              <strong>{}</strong>, at a list price of {} {}. Terms as written in scenario.toml; \
              terms left out take their defaults.</p>",
             esc(&sc.therapy.arm),
-            esc(&thousands(sc.therapy.list_price, 0)),
+            esc(&thousands(run.num(&sc.therapy.list_price), 0)),
             esc(&sc.metadata.currency)
         );
     }
@@ -602,11 +607,11 @@ fn model_section(h: &mut String, run: &RunData) {
             "<h3>{} <span class=\"muted\">({role})</span></h3>",
             esc(&arm.name)
         );
-        if arm.start_cost != 0.0 {
+        if arm.start_cost.plain() != Some(0.0) {
             let _ = writeln!(
                 h,
                 "<p>One-time cost at treatment: {} {}.</p>",
-                esc(&thousands(arm.start_cost, 0)),
+                esc(&shown_cost(run, &arm.start_cost)),
                 esc(&money)
             );
         }
@@ -628,10 +633,10 @@ fn model_section(h: &mut String, run: &RunData) {
                 "<tr><td>{}{dead}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
                  <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
                 esc(&s.name),
-                esc(&pct(s.initial)),
-                esc(&thousands(s.cost, 0)),
-                esc(&format!("{}", s.utility)),
-                esc(&thousands(s.entry_cost, 0))
+                esc(&shown(run, &s.initial, pct)),
+                esc(&shown_cost(run, &s.cost)),
+                esc(&shown(run, &s.utility, |u| format!("{u}"))),
+                esc(&shown_cost(run, &s.entry_cost))
             );
         }
         h.push_str("</tbody></table></div>\n");
@@ -663,6 +668,36 @@ fn model_section(h: &mut String, run: &RunData) {
         "<p class=\"muted\">Background mortality from the life table competes with every \
          transition out of every living state.</p>\n</section>\n",
     );
+}
+
+/// A number of the scenario as the report shows it: its base-case value, with the
+/// parameter or expression it comes from.
+fn shown(run: &RunData, n: &crate::scenario::Num, f: impl Fn(f64) -> String) -> String {
+    use crate::scenario::NumKind;
+    let v = f(run.num(n));
+    match &n.kind {
+        NumKind::Value(_) => v,
+        NumKind::Expr(e) => format!("{v} ({e})"),
+        NumKind::Dist(d) => format!("{v} (base; {} distribution)", d.dist),
+    }
+}
+
+/// A cost as the report shows it: its base-case total, and its parts by category.
+fn shown_cost(run: &RunData, c: &crate::scenario::Cost) -> String {
+    let parts = c.parts();
+    let total: f64 = parts.iter().map(|(_, n)| run.num(n)).sum();
+    match parts.first() {
+        Some((None, n)) => shown(run, n, |x| thousands(x, 0)),
+        _ => format!(
+            "{} ({})",
+            thousands(total, 0),
+            parts
+                .iter()
+                .map(|(k, n)| format!("{} {}", k.unwrap_or(""), shown(run, n, |x| thousands(x, 0))))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
 }
 
 /// How a metric's mean and MCSE are written.
@@ -706,13 +741,62 @@ fn summary_cell(row: Option<&SummaryRow>, kind: Kind) -> String {
     }
 }
 
+/// The other payer costs by cost category (when the scenario names categories): one
+/// column per category, discounted, with the rest (costs written as one number).
+fn categories_table(h: &mut String, run: &RunData, rows: &[(String, String)]) {
+    let mut categories: Vec<String> = Vec::new();
+    for r in &run.summary {
+        if let Some(c) = r.metric.strip_prefix("cost_") {
+            if !c.ends_with("_undiscounted") && !categories.iter().any(|x| x == c) {
+                categories.push(c.to_string());
+            }
+        }
+    }
+    if categories.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<h3>Other payer costs by category</h3>\n<p>The scenario's costs written by category \
+         (discounted, {}); “rest” is what was written as one number (e.g. the therapy's \
+         administration).</p>",
+        esc(&run.money_unit())
+    );
+    h.push_str("<div class=\"scroll\"><table><thead><tr><th>Arm / contract</th>");
+    for c in &categories {
+        let _ = write!(h, "<th class=\"num\">{}</th>", esc(c));
+    }
+    h.push_str("<th class=\"num\">rest</th><th class=\"num\">total</th></tr></thead><tbody>\n");
+    for (arm, contract) in rows {
+        let get = |m: &str| run.summary_row(arm, contract, m);
+        let label = if contract == NO_CONTRACT {
+            format!("{} <span class=\"muted\">(comparator)</span>", esc(arm))
+        } else {
+            contract_label(run, contract)
+        };
+        let _ = write!(h, "<tr><td>{label}</td>");
+        let mut parts = 0.0;
+        for c in &categories {
+            let r = get(&format!("cost_{c}"));
+            parts += r.and_then(|r| r.mean).unwrap_or(0.0);
+            h.push_str(&summary_cell(r, Kind::Money));
+        }
+        let total = get("other_costs");
+        let rest = total.and_then(|t| t.mean).map(|t| t - parts);
+        h.push_str(&cell(rest, None, Kind::Money));
+        h.push_str(&summary_cell(total, Kind::Money));
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</tbody></table></div>\n");
+}
+
 fn results_section(h: &mut String, run: &RunData) {
     let money = run.money_unit();
     h.push_str("<section id=\"results\">\n<h2>4. Results per patient</h2>\n");
     let (cost_rate, outcome_rate) = match &run.scenario {
         Ok(sc) => (
-            pct(sc.simulation.discount.costs),
-            pct(sc.simulation.discount.outcomes),
+            pct(run.num(&sc.simulation.discount.costs)),
+            pct(run.num(&sc.simulation.discount.outcomes)),
         ),
         Err(_) => (
             "the payer's rate".to_string(),
@@ -773,6 +857,7 @@ fn results_section(h: &mut String, run: &RunData) {
         h.push_str("</tr>\n");
     }
     h.push_str("</tbody></table></div>\n");
+    categories_table(h, run, &rows);
 
     // Incremental results, one table per comparator.
     let mut comparators: Vec<String> = Vec::new();

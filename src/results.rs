@@ -109,6 +109,9 @@ pub struct CashflowRow {
     pub admin_costs: f64,
     /// Administrative costs, discounted.
     pub admin_costs_discounted: f64,
+    /// The cost category of `other_costs` (none: every cost; then the row has payments
+    /// and administrative costs too).
+    pub category: Option<String>,
 }
 
 /// One row of `budget.csv`: this payer's spend on the treated cohorts in a calendar year.
@@ -314,6 +317,17 @@ impl Results {
                 summary.push(row(tname, &contract.name, metric, layout.arm(therapy, m)));
                 distribution(tname, &contract.name, metric, layout.arm(therapy, m));
             }
+            for (k, cat) in model.cost_categories.iter().enumerate() {
+                for (u, suffix) in [(false, ""), (true, "_undiscounted")] {
+                    let metric = format!("cost_{cat}{suffix}");
+                    summary.push(row(
+                        tname,
+                        &contract.name,
+                        &metric,
+                        layout.category(therapy, k, u),
+                    ));
+                }
+            }
         }
         for &a in layout.comparators() {
             let name = &model.arms[a].name;
@@ -323,6 +337,12 @@ impl Results {
             for (m, metric) in ARM_METRICS.iter().enumerate() {
                 summary.push(row(name, NO_CONTRACT, metric, layout.arm(a, m)));
                 distribution(name, NO_CONTRACT, metric, layout.arm(a, m));
+            }
+            for (k, cat) in model.cost_categories.iter().enumerate() {
+                for (u, suffix) in [(false, ""), (true, "_undiscounted")] {
+                    let metric = format!("cost_{cat}{suffix}");
+                    summary.push(row(name, NO_CONTRACT, &metric, layout.category(a, k, u)));
+                }
             }
         }
 
@@ -384,8 +404,10 @@ impl Results {
                     other_costs_discounted: per(fs.arm_costs(therapy) + 1, y),
                     admin_costs: per(fs.admin(c), y),
                     admin_costs_discounted: per(fs.admin(c) + 1, y),
+                    category: None,
                 });
             }
+            category_rows(&mut cashflow, model, tally, therapy, &contract.name);
         }
         for &a in layout.comparators() {
             for y in 0..years {
@@ -399,8 +421,10 @@ impl Results {
                     other_costs_discounted: per(fs.arm_costs(a) + 1, y),
                     admin_costs: 0.0,
                     admin_costs_discounted: 0.0,
+                    category: None,
                 });
             }
+            category_rows(&mut cashflow, model, tally, a, NO_CONTRACT);
         }
         let budget = budget_rows(model, tally, &cashflow);
         let risk = risk_rows(model, tally);
@@ -572,6 +596,36 @@ impl Results {
     }
 }
 
+/// The rows of `cashflow.csv` giving arm `a`'s costs by category (under `contract`), year
+/// by year.
+fn category_rows(
+    out: &mut Vec<CashflowRow>,
+    model: &Model,
+    tally: &Tally,
+    a: usize,
+    contract: &str,
+) {
+    let fs = FlowSeries::new(model);
+    let nf = tally.moments.count() as f64;
+    for (k, cat) in model.cost_categories.iter().enumerate() {
+        let s = fs.category_costs(a, k);
+        for y in 0..model.sim.years() {
+            out.push(CashflowRow {
+                arm: model.arms[a].name.clone(),
+                contract: contract.to_string(),
+                year: y,
+                payments: 0.0,
+                payments_discounted: 0.0,
+                other_costs: tally.flows.total(s, y) / nf,
+                other_costs_discounted: tally.flows.total(s + 1, y) / nf,
+                admin_costs: 0.0,
+                admin_costs_discounted: 0.0,
+                category: Some(cat.clone()),
+            });
+        }
+    }
+}
+
 /// A variance computed as a difference of sums, with rounding below zero cut to 0; an
 /// undefined one (NaN: fewer than two values) stays undefined.
 fn nonnegative(var: f64) -> f64 {
@@ -641,7 +695,12 @@ fn budget_rows(model: &Model, tally: &Tally, cashflow: &[CashflowRow]) -> Vec<Bu
             .map(|(u, &n)| {
                 cashflow
                     .iter()
-                    .find(|r| r.arm == arm && r.contract == contract && r.year == y - u)
+                    .find(|r| {
+                        r.arm == arm
+                            && r.contract == contract
+                            && r.year == y - u
+                            && r.category.is_none()
+                    })
                     .map_or(0.0, |r| n as f64 * r.other_costs)
             })
             .sum()

@@ -7,12 +7,10 @@
 //! the directories `shards/` (one directory per task), `logs/` and, after the merge,
 //! `results/`. Every path in the scripts is absolute and shell-quoted.
 
-use crate::model::build::load;
 use crate::outdir::{Request, StagedDir};
 use crate::output::DirManifest;
 use crate::plan::Plan;
 use crate::psa::analysis::PsaError;
-use crate::psa::Uncertainty;
 use crate::scenario::Source;
 use clap::Args;
 use std::fmt;
@@ -328,19 +326,16 @@ fn spec(args: &SlurmArgs) -> Result<Spec, SlurmError> {
         return Err(bad("--cpus-per-task 0 is not allowed: at least 1"));
     }
     let source = Source::from_file(&args.file).map_err(|e| SlurmError::BadInput(e.to_string()))?;
-    let (_, mut model) = load(&source).map_err(|e| SlurmError::BadInput(e.to_string()))?;
-    let adjust = |m: &mut crate::model::Model| {
-        if let Some(s) = args.seed {
-            m.sim.seed = s;
-        }
-        if let Some(n) = args.patients {
-            m.sim.patients = n;
-            if let Some(c) = m.cohort.as_mut() {
-                c.fit_to_patients(n);
-            }
-        }
+    let setup =
+        crate::model::Setup::new(&source).map_err(|e| SlurmError::BadInput(e.to_string()))?;
+    let adjust = crate::plan::Adjust {
+        seed: args.seed,
+        patients: args.patients,
     };
-    adjust(&mut model);
+    let mut model = setup
+        .base()
+        .map_err(|e| SlurmError::BadInput(e.to_string()))?;
+    adjust.apply(&mut model);
     if let Some(c) = &model.cohort {
         // The same check as `obasim run` makes, so that no shard fails on it.
         if model.sim.patients / c.size() < 2 {
@@ -352,15 +347,11 @@ fn spec(args: &SlurmArgs) -> Result<Spec, SlurmError> {
             )));
         }
     }
-    let uncertainty =
-        Uncertainty::extract(&source).map_err(|e| SlurmError::BadInput(e.to_string()))?;
-    let draws = args.draws.unwrap_or(uncertainty.settings.draws);
-    let plan = Plan::new(&source, &model, uncertainty, draws, args.tornado, &adjust).map_err(
-        |e| match e {
-            PsaError::Run(r) => SlurmError::Other(r.to_string()),
-            other => bad(other),
-        },
-    )?;
+    let draws = args.draws.unwrap_or(setup.params.settings.draws);
+    let plan = Plan::new(setup, adjust, draws, args.tornado).map_err(|e| match e {
+        PsaError::Run(r) => SlurmError::Other(r.to_string()),
+        other => bad(other),
+    })?;
     let units = plan.unit_count();
 
     let scenario_abs = std::fs::canonicalize(&args.file)

@@ -255,7 +255,12 @@ fn malformed_files_exit_2_naming_file_line_and_field() {
         (
             "list_price = 1575000.0",
             "list_price = \"a lot\"",
-            vec!["bad.toml:", "therapy.list_price", "invalid type"],
+            vec![
+                "bad.toml:46:15:",
+                "therapy.list_price",
+                "in the expression \"a lot\"",
+                "unknown parameter `a`",
+            ],
         ),
         (
             "to = \"transfusion_dependent\"",

@@ -212,7 +212,19 @@ fn kill_repeatedly(root: &Path, new: &[String], kills: u32) -> (u32, u32) {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with(".out."))
         .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    let detail: Vec<String> = left
+        .iter()
+        .map(|n| {
+            let entries: Vec<String> = std::fs::read_dir(root.join(n))
+                .map(|d| {
+                    d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!("{n}: {entries:?}")
+        })
+        .collect();
+    assert!(left.is_empty(), "{}: left behind: {detail:?}", new[0]);
     std::fs::remove_dir_all(&old_copy).unwrap();
     std::fs::remove_dir_all(root.join("reference")).unwrap();
     eprintln!(

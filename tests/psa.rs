@@ -1,7 +1,7 @@
 //! Probabilistic sensitivity analysis: samplers, reproducibility, outputs.
 
 mod common;
-use obasim::psa::Uncertainty;
+use obasim::params::Parameters;
 use obasim::scenario::Source;
 use std::path::Path;
 use std::process::Command;
@@ -39,11 +39,13 @@ scale = "log"
 
 #[test]
 fn sampler_moments_and_correlations() {
-    let u = Uncertainty::extract(&Source::from_text("p.toml", PARAMS, None)).unwrap();
-    assert_eq!(
-        u.names(),
-        ["a", "b", "c", "d", "e", "f", "g", "h", "x1", "x2"]
-    );
+    let u = Parameters::of_text(&Source::from_text("p.toml", PARAMS, None)).unwrap();
+    let names: Vec<&str> = u
+        .columns()
+        .iter()
+        .map(|&i| u.params[i].name.as_str())
+        .collect();
+    assert_eq!(names, ["a", "b", "c", "d", "e", "f", "g", "h", "x1", "x2"]);
     let n = 40_000;
     let draws: Vec<Vec<f64>> = (1..=n).map(|k| u.draw(7, k)).collect();
     let col = |i: usize| draws.iter().map(|d| d[i]).collect::<Vec<_>>();
@@ -196,9 +198,14 @@ fn psa_outputs_are_identical_for_1_and_2_threads() {
         *by_wtp.entry(f[0].to_string()).or_default() += f[f.len() - 3].parse::<f64>().unwrap();
     }
     assert!(by_wtp.values().all(|s| (s - 1.0).abs() < 1e-9));
-    // The tornado has every written-in-place parameter for every contract.
+    // The tornado has every uncertain parameter for every contract: the three written in
+    // place and both members of the Dirichlet set (the other member rescaled).
     let tornado = std::fs::read_to_string(a.join("tornado.csv")).unwrap();
-    assert_eq!(tornado.lines().count(), 1 + 3 * 3);
+    assert_eq!(tornado.lines().count(), 1 + 5 * 3);
+    assert!(
+        tornado.contains("\narms[0].states[0].initial,"),
+        "{tornado}"
+    );
 }
 
 #[test]

@@ -6,7 +6,6 @@ use super::{
     Overrides,
 };
 use crate::design;
-use crate::model::build::load;
 use crate::outdir::write_file;
 use crate::output;
 use crate::scenario::Source;
@@ -108,7 +107,8 @@ pub struct CompareArgs {
 
 pub(super) fn sweep(args: SweepArgs) -> Result<(), Failure> {
     let source = Source::from_file(&args.file)?;
-    let (_, model) = load(&source)?;
+    let setup = crate::model::Setup::new(&source)?;
+    let model = setup.base()?;
     let sets: Vec<design::SetSpec> = args
         .sets
         .iter()
@@ -116,7 +116,7 @@ pub(super) fn sweep(args: SweepArgs) -> Result<(), Failure> {
         .collect::<Result<_, _>>()
         .map_err(|e| Failure::BadInput(format!("error: --set {e}")))?;
     let paths: Vec<&str> = sets.iter().map(|s| s.path.as_str()).collect();
-    let spans = design::locate(&source, &paths)?;
+    let knobs = design::locate(&setup, &paths)?;
     let points = design::grid(&sets);
     let ov = Overrides {
         seed: args.seed,
@@ -126,7 +126,7 @@ pub(super) fn sweep(args: SweepArgs) -> Result<(), Failure> {
     let cancel = interrupt_flag();
     let started = Instant::now();
     let results = pool(args.threads, args.quiet)?
-        .install(|| design::sweep(&source, &spans, &points, &|m| ov.apply(m), &|_| {}, cancel))
+        .install(|| design::sweep(&setup, &knobs, &points, ov, &|_| {}, cancel))
         .map_err(design_failure)?;
     // A sweep keeps means and errors only (no quantiles): check what it reports.
     for r in &results {
@@ -172,7 +172,8 @@ pub(super) fn sweep(args: SweepArgs) -> Result<(), Failure> {
 
 pub(super) fn solve(args: SolveArgs) -> Result<(), Failure> {
     let source = Source::from_file(&args.file)?;
-    load(&source)?;
+    let setup = crate::model::Setup::new(&source)?;
+    setup.base()?;
     let bad = |m: String| Failure::BadInput(format!("error: {m}"));
     let (lo, hi) = args
         .between
@@ -199,7 +200,7 @@ pub(super) fn solve(args: SolveArgs) -> Result<(), Failure> {
             _ => None,
         },
     };
-    let span = design::locate(&source, &[args.vary.as_str()])?.remove(0);
+    let knob = design::locate(&setup, &[args.vary.as_str()])?.remove(0);
     let ov = Overrides {
         seed: args.seed,
         patients: args.patients,
@@ -208,12 +209,12 @@ pub(super) fn solve(args: SolveArgs) -> Result<(), Failure> {
     let s = pool(args.threads, false)?
         .install(|| {
             design::solve(
-                &source,
-                span,
+                &setup,
+                knob,
                 (lo, hi),
                 &target,
                 args.tolerance,
-                &|m| ov.apply(m),
+                ov,
                 &|_| {},
                 cancel,
             )

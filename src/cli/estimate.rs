@@ -29,7 +29,11 @@ pub(super) fn physical_memory() -> Option<f64> {
 /// Memory held by one compiled model (its life table, states, exits and contract
 /// schedules), generously rounded up.
 fn model_bytes(m: &Model) -> f64 {
-    let life_table_rows = (m.population.life_table.last_age() + 2.0).max(1.0);
+    let life_table_rows = m
+        .population
+        .life_table
+        .as_ref()
+        .map_or(1.0, |t| (t.last_age() + 2.0).max(1.0));
     let arms: usize = m
         .arms
         .iter()
@@ -43,16 +47,16 @@ fn model_bytes(m: &Model) -> f64 {
     16_384.0 + 64.0 * life_table_rows + arms as f64 + contracts as f64
 }
 
-/// Memory per PSA draw: its compiled model, its scenario text while it is compiled, and
-/// its summary and incremental rows (about 200 bytes per slot).
-fn draw_bytes(m: &Model, text_len: usize) -> f64 {
+/// Memory per PSA draw: its parameter values and its summary and incremental rows (about
+/// 200 bytes per slot). A draw's model is compiled when it runs, not kept.
+fn draw_bytes(m: &Model, parameters: usize) -> f64 {
     let slots = crate::engine::Layout::new(m).slots() as f64;
-    model_bytes(m) + 2.0 * text_len as f64 + 200.0 * slots
+    8.0 * parameters as f64 + 200.0 * slots
 }
 
-/// Refuses, before any draw is compiled, PSA draws whose models would not fit in memory.
-pub(super) fn check_draws_fit(m: &Model, text_len: usize, draws: u32) -> Result<(), Failure> {
-    let need = draws as f64 * draw_bytes(m, text_len) + BASE_BYTES;
+/// Refuses, before any draw is made, PSA draws whose results would not fit in memory.
+pub(super) fn check_draws_fit(m: &Model, parameters: usize, draws: u32) -> Result<(), Failure> {
+    let need = draws as f64 * draw_bytes(m, parameters) + BASE_BYTES;
     match physical_memory() {
         Some(have) if need > have => Err(Failure::BadInput(format!(
             "error: {draws} PSA draws would need about {} of memory, more than this machine has ({}): split the analysis with --shard i/N or use fewer draws",
@@ -74,9 +78,10 @@ pub(super) struct Estimate {
 impl Estimate {
     /// For one of `shards` equal shares of the plan's work on `threads` threads.
     pub fn of(plan: &Plan, shards: u32, threads: usize) -> Estimate {
-        let total: f64 = plan.runs.iter().map(|r| r.model.sim.patients as f64).sum();
+        let m = plan.base_model();
+        let total = plan.runs.len() as f64 * m.sim.patients as f64;
         let patients = total / shards.max(1) as f64;
-        let m = &plan.runs[0].model;
+        let m = &plan.base_model();
         let slots = crate::engine::Layout::new(m).slots() as f64;
         let states: usize = m.arms.iter().map(|a| a.states.len()).sum();
         // Per accumulator: a sketch per slot (~20 kB when values spread), occupancy counts,
@@ -89,7 +94,11 @@ impl Estimate {
             + (m.sim.years() * (2 * m.arms.len() + 4 * m.contracts.len())) as f64 * 48.0
             + cohort;
         let runs_in_flight = plan.runs.len().min(threads.max(1) * 4) as f64;
-        let models: f64 = plan.runs.iter().map(|r| model_bytes(&r.model)).sum();
+        // Models kept: the base case and one-way runs (a draw's is compiled when it runs, one
+        // per worker at a time).
+        let kept = plan.runs.iter().filter(|r| r.model.is_some()).count() + threads;
+        let models = kept as f64 * model_bytes(m)
+            + plan.runs.len() as f64 * 8.0 * plan.runs[0].values.len() as f64;
         let psa_rows = plan.draws as f64 * slots * 200.0;
         Estimate {
             seconds: patients / (ASSUMED_PATIENTS_PER_SECOND * threads.max(1) as f64),

@@ -44,7 +44,7 @@ pub(super) fn merge(args: MergeArgs) -> Result<(), Failure> {
         patients: first.patients,
     };
     let plan = plan_for(&source, ov, Some(first.draws), first.tornado, true, true)?;
-    let model = &plan.runs[0].model;
+    let model = &plan.base_model();
     if model.data_sha256 != first.data_sha256 {
         return Err(Failure::BadInput(format!(
             "error: the data files the scenario reads (its life table) changed since the shards ran: their SHA-256 is now {}, the shards were run with {}. Rerun the shards, or restore the data files.",

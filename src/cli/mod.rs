@@ -17,7 +17,6 @@ pub use merge::MergeArgs;
 pub use run::RunArgs;
 pub use tools::BenchArgs;
 
-use crate::model::build::load;
 use crate::model::Model;
 use crate::outdir::{OutputDirError, Request, StagedDir};
 use crate::plan::Plan;
@@ -165,25 +164,7 @@ fn print_warnings(model: &Model) {
 }
 
 /// Overrides from the command line, applied to every model of a run.
-#[derive(Clone, Copy, Debug, Default)]
-struct Overrides {
-    seed: Option<u64>,
-    patients: Option<u64>,
-}
-
-impl Overrides {
-    fn apply(&self, m: &mut Model) {
-        if let Some(seed) = self.seed {
-            m.sim.seed = seed;
-        }
-        if let Some(n) = self.patients {
-            m.sim.patients = n;
-            if let Some(c) = m.cohort.as_mut() {
-                c.fit_to_patients(n);
-            }
-        }
-    }
-}
+pub(crate) type Overrides = crate::plan::Adjust;
 
 /// Loads a scenario, applies overrides, and plans its runs.
 fn plan_for(
@@ -194,7 +175,8 @@ fn plan_for(
     quiet: bool,
     allow_large: bool,
 ) -> Result<Plan, Failure> {
-    let (_, mut model) = load(source)?;
+    let setup = crate::model::Setup::new(source)?;
+    let mut model = setup.base()?;
     if !quiet {
         print_warnings(&model);
     }
@@ -209,24 +191,20 @@ fn plan_for(
             )));
         }
     }
-    let uncertainty = crate::psa::Uncertainty::extract(source)?;
-    let draws = draws.unwrap_or(uncertainty.settings.draws);
+    let draws = draws.unwrap_or(setup.params.settings.draws);
     if draws > run::MAX_DRAWS && !allow_large {
         return Err(Failure::BadInput(format!(
-            "error: {draws} PSA draws is more than the limit of {} (every draw is compiled and kept in memory): split the analysis with --shard or pass --allow-large",
+            "error: {draws} PSA draws is more than the limit of {}: split the analysis with --shard or pass --allow-large",
             run::MAX_DRAWS
         )));
     }
-    if (draws > 0 || tornado) && uncertainty.is_empty() && !quiet {
+    if (draws > 0 || tornado) && !setup.params.is_uncertain() && !quiet {
         eprintln!(
-            "warning: the scenario has no uncertain parameters (write e.g. {{ dist = \"beta\", mean = .., se = .. }} in place of a number): draws differ only by Monte Carlo noise"
+            "warning: the scenario has no uncertain parameters (write e.g. {{ dist = \"beta\", mean = .., se = .. }} under [parameters] or in place of a number): draws differ only by Monte Carlo noise"
         );
     }
-    estimate::check_draws_fit(&model, source.text.len(), draws)?;
-    Plan::new(source, &model, uncertainty, draws, tornado, &|m| {
-        ov.apply(m)
-    })
-    .map_err(psa_failure)
+    estimate::check_draws_fit(&model, setup.params.params.len(), draws)?;
+    Plan::new(setup, ov, draws, tornado).map_err(psa_failure)
 }
 
 fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
@@ -305,6 +283,9 @@ fn pool(threads: Option<usize>, quiet: bool) -> Result<rayon::ThreadPool, Failur
 
 fn design_failure(e: crate::design::DesignError) -> Failure {
     match e {
+        crate::design::DesignError::Run(crate::engine::RunError::Invalid(m)) => {
+            Failure::BadInput(format!("error: {m}"))
+        }
         crate::design::DesignError::Run(_) => Failure::Interrupted,
         other => Failure::BadInput(format!("error: {other}")),
     }
@@ -343,6 +324,7 @@ fn draw(dir: &Path) -> Result<(), Failure> {
 fn psa_failure(e: crate::psa::analysis::PsaError) -> Failure {
     match e {
         crate::psa::analysis::PsaError::Run(r) => Failure::Other(r.to_string()),
+        crate::psa::analysis::PsaError::Base(e) => Failure::BadInput(e.to_string()),
         other => Failure::BadInput(format!("error: {other}")),
     }
 }

@@ -93,7 +93,7 @@ pub(super) fn run(args: RunArgs) -> Result<(), Failure> {
         args.quiet,
         args.allow_large,
     )?;
-    let model = &plan.runs[0].model;
+    let model = &plan.base_model();
     if model.sim.patients < 2 && !args.quiet {
         eprintln!(
             "warning: 1 patient: a standard deviation or Monte Carlo error needs at least 2, so they are left empty (undefined) in every table"
@@ -188,6 +188,7 @@ fn execute(
         .install(|| plan.execute(work, &|k| bar.inc(k), cancel))
         .map_err(|e| match e {
             crate::engine::RunError::Cancelled => Failure::Interrupted,
+            crate::engine::RunError::Invalid(m) => Failure::BadInput(format!("error: {m}")),
         })?;
     bar.finish_and_clear();
     Ok(parts)
@@ -206,7 +207,7 @@ fn shard_file(
         obasim_version: env!("CARGO_PKG_VERSION").to_string(),
         scenario_file: source.display_name.clone(),
         scenario_sha256: source.sha256(),
-        data_sha256: plan.runs[0].model.data_sha256.clone(),
+        data_sha256: plan.base_model().data_sha256.clone(),
         scenario_text: source.text.clone(),
         base_dir: source.base_dir().map(|d| {
             std::fs::canonicalize(d)
@@ -233,10 +234,7 @@ fn runs_description(plan: &Plan) -> String {
         parts.push(format!(" + {} PSA draws", plan.draws));
     }
     if plan.tornado {
-        parts.push(format!(
-            " + {} one-way runs",
-            2 * plan.uncertainty.params.len()
-        ));
+        parts.push(format!(" + {} one-way runs", plan.one_way.len()));
     }
     if parts.is_empty() {
         String::new()
@@ -262,7 +260,7 @@ pub(super) fn write_outputs(
     outcome: &crate::plan::Outcome,
     info: RunInfo,
 ) -> Result<(), Failure> {
-    let model = &plan.runs[0].model;
+    let model = &plan.base_model();
     output::write_tables(dir, &outcome.base).map_err(io_failure)?;
     output::write_scenario_copy(dir, &source.text).map_err(io_failure)?;
     let mut files: Vec<String> = output::RUN_FILES.iter().map(|s| s.to_string()).collect();

@@ -23,12 +23,15 @@ pub const BLOCK_SIZE: u64 = 1024;
 pub enum RunError {
     /// The cancel flag was raised (e.g. by SIGINT).
     Cancelled,
+    /// A run's model could not be compiled (the message says why).
+    Invalid(String),
 }
 
 impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RunError::Cancelled => write!(f, "the run was interrupted"),
+            RunError::Invalid(m) => write!(f, "{m}"),
         }
     }
 }

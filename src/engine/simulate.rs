@@ -36,7 +36,12 @@ pub fn simulate_arm(
         .position(|&c| u <= c)
         .unwrap_or(arm.initial_cumulative.len() - 1);
     let mut t = 0.0;
-    let background = patient.background_death;
+    // An arm whose transitions are all-cause has no background mortality.
+    let background = if arm.background {
+        patient.background_death
+    } else {
+        f64::INFINITY
+    };
     loop {
         if state == arm.death {
             out.segments.push(Segment {

@@ -6,7 +6,8 @@
 
 use super::simulate::PatientRecord;
 use crate::accounting::{
-    account_arm, fold_whole_years, year_start_factors, ArmTotals, Discounter, YearFlows,
+    account_arm, account_category, fold_whole_years, year_start_factors, ArmTotals, Discounter,
+    YearFlows,
 };
 use crate::contracts::{PaidBy, PaymentKind};
 use crate::model::Model;
@@ -61,6 +62,9 @@ pub struct Layout {
     contracts: usize,
     comparators: Vec<usize>,
     therapy: usize,
+    /// Cost categories (their slots come after all the others).
+    #[serde(default)]
+    categories: usize,
 }
 
 impl Layout {
@@ -71,14 +75,25 @@ impl Layout {
             contracts: model.contracts.len(),
             comparators: model.comparators(),
             therapy: model.therapy.arm,
+            categories: model.cost_categories.len(),
         }
+    }
+
+    /// Slots before the cost categories'.
+    fn fixed_slots(&self) -> usize {
+        self.arms * ARM_METRICS.len()
+            + self.contracts * CONTRACT_METRICS.len()
+            + self.contracts * self.comparators.len() * INCREMENTAL_METRICS.len()
     }
 
     /// Total number of slots.
     pub fn slots(&self) -> usize {
-        self.arms * ARM_METRICS.len()
-            + self.contracts * CONTRACT_METRICS.len()
-            + self.contracts * self.comparators.len() * INCREMENTAL_METRICS.len()
+        self.fixed_slots() + 2 * self.arms * self.categories
+    }
+
+    /// Slot of arm `a`'s cost in category `k` (discounted; `undiscounted`: undiscounted).
+    pub fn category(&self, a: usize, k: usize, undiscounted: bool) -> usize {
+        self.fixed_slots() + 2 * (a * self.categories + k) + usize::from(undiscounted)
     }
 
     /// Slot of arm metric `m` for arm `a`.
@@ -105,7 +120,7 @@ impl Layout {
     /// sketch.
     pub fn sketch_of(&self, slot: usize) -> usize {
         let first = self.incremental(0, 0, 0);
-        if slot < first || self.comparators.is_empty() {
+        if slot < first || slot >= self.fixed_slots() || self.comparators.is_empty() {
             return slot;
         }
         let per_contract = self.comparators.len() * INCREMENTAL_METRICS.len();
@@ -246,6 +261,7 @@ impl YearSums {
 pub struct FlowSeries {
     arms: usize,
     contracts: usize,
+    categories: usize,
 }
 
 impl FlowSeries {
@@ -254,12 +270,18 @@ impl FlowSeries {
         Self {
             arms: model.arms.len(),
             contracts: model.contracts.len(),
+            categories: model.cost_categories.len(),
         }
     }
 
     /// Number of series.
     pub fn count(&self) -> usize {
-        2 * self.arms + 4 * self.contracts
+        2 * self.arms + 4 * self.contracts + 2 * self.arms * self.categories
+    }
+
+    /// Arm `a`'s costs in category `k`.
+    pub fn category_costs(&self, a: usize, k: usize) -> usize {
+        2 * self.arms + 4 * self.contracts + 2 * (a * self.categories + k)
     }
 
     /// Other costs of arm `a` (undiscounted; +1 discounted).
@@ -686,6 +708,19 @@ pub fn compute_values(
         values[base + 4] = t.life_years;
         values[base + 5] = t.life_years_undiscounted;
         totals.push(t);
+        for k in 0..model.cost_categories.len() {
+            let mut yf = flows.flows(series.category_costs(a, k));
+            let (d, u) = account_category(
+                arm,
+                &rec.histories[a],
+                &sim.costs,
+                rec.churn_time,
+                k,
+                &mut yf,
+            );
+            values[layout.category(a, k, false)] = d;
+            values[layout.category(a, k, true)] = u;
+        }
     }
     let therapy = &totals[model.therapy.arm];
     let price = model.therapy.list_price;
@@ -816,11 +851,13 @@ mod tests {
 
     #[test]
     fn shared_sketches_are_exactly_the_contract_independent_slots() {
+        // With cost categories: their slots (after every other) are never shared.
         let layout = Layout {
             arms: 3,
             contracts: 4,
             comparators: vec![1, 2],
             therapy: 0,
+            categories: 2,
         };
         for slot in 0..layout.slots() {
             let shared = layout.sketch_of(slot);
@@ -841,6 +878,7 @@ mod tests {
             contracts: 2,
             comparators: vec![],
             therapy: 0,
+            categories: 0,
         };
         assert!((0..none.slots()).all(|s| none.sketch_of(s) == s));
     }

@@ -3,7 +3,7 @@
 
 use super::{point_weights, split_of, DiscreteArm, DiscreteExit, Value};
 use crate::model::build::unknown_name;
-use crate::scenario::{Arm, Counting, CycleDiscounting, Markov};
+use crate::scenario::{Arm, Counting, CycleDiscounting, Markov, Num};
 
 /// Most cycles in a discrete-time arm.
 pub const MAX_CYCLES: usize = 100_000;
@@ -34,8 +34,25 @@ pub struct Compiled {
     pub edges: Vec<(usize, usize)>,
 }
 
+/// The value of number `n` at `field` (NaN, with an error, if it has none).
+fn resolve(
+    value: &dyn Fn(&Num) -> Result<f64, String>,
+    errs: &mut Vec<(String, String)>,
+    field: String,
+    n: &Num,
+) -> f64 {
+    match value(n) {
+        Ok(v) => v,
+        Err(m) => {
+            errs.push((field, m));
+            f64::NAN
+        }
+    }
+}
+
 /// Compiles `mk`, the Markov table of arm `arm` (field path `f`), whose death state is
-/// `death`. `costs[s]` is state s's cost per year.
+/// `death`. `costs[s]` is state s's cost per year; `value` gives each number of the table
+/// its value in this run.
 pub fn compile(
     arm: &Arm,
     mk: &Markov,
@@ -43,15 +60,20 @@ pub fn compile(
     death: usize,
     costs: &[f64],
     ctx: Context,
+    value: &dyn Fn(&Num) -> Result<f64, String>,
 ) -> Compiled {
     let mut out = Compiled::default();
     let mf = format!("{f}.markov");
     let mut errs: Vec<(String, String)> = Vec::new();
-    let mut err = |field: String, msg: String| errs.push((field, msg));
+    macro_rules! err {
+        ($field:expr, $msg:expr $(,)?) => {
+            errs.push(($field, $msg))
+        };
+    }
     let names: Vec<&str> = arm.states.iter().map(|s| s.name.as_str()).collect();
     let ns = names.len();
     if !arm.transitions.is_empty() {
-        err(
+        err!(
             format!("{f}.transitions"),
             "a discrete-time arm (with [arms.markov]) takes its transitions in `markov.transitions` (per-cycle probabilities), not time-to-event `transitions`".into(),
         );
@@ -60,14 +82,14 @@ pub fn compile(
     let dt_in = mk.cycle_length;
     let mut cycles = 0usize;
     if !(dt_in.is_finite() && dt_in > 0.0) {
-        err(
+        err!(
             format!("{mf}.cycle_length"),
             format!("{dt_in} is not allowed: a cycle length in years > 0"),
         );
     } else if h.is_finite() && h > 0.0 {
         let n = (h / dt_in).round();
         if n < 1.0 || (n * dt_in - h).abs() > 1e-6 * h {
-            err(
+            err!(
                 format!("{mf}.cycle_length"),
                 format!(
                     "{dt_in} is not allowed: the horizon ({h} years) must be a whole number of cycles ({:.4} cycles)",
@@ -75,7 +97,7 @@ pub fn compile(
                 ),
             );
         } else if n as usize > MAX_CYCLES {
-            err(
+            err!(
                 format!("{mf}.cycle_length"),
                 format!("{dt_in} is not allowed: at most {MAX_CYCLES} cycles in the horizon"),
             );
@@ -84,7 +106,7 @@ pub fn compile(
         }
     }
     if mk.counting == Counting::Simpson && cycles % 2 == 1 {
-        err(
+        err!(
             format!("{mf}.counting"),
             format!("\"simpson\" needs an even number of cycles; the horizon has {cycles}"),
         );
@@ -102,13 +124,13 @@ pub fn compile(
         let from = names.iter().position(|n| *n == tr.from);
         let to = names.iter().position(|n| *n == tr.to);
         if from.is_none() {
-            err(
+            err!(
                 format!("{tf}.from"),
                 unknown_name(&tr.from, "a state of this arm", "states", &names),
             );
         }
         if to.is_none() {
-            err(
+            err!(
                 format!("{tf}.to"),
                 unknown_name(&tr.to, "a state of this arm", "states", &names),
             );
@@ -126,7 +148,7 @@ pub fn compile(
         .map(|x| x.0)
         .collect();
         if given.len() != 1 {
-            err(
+            err!(
                 tf.clone(),
                 format!(
                     "give exactly one of probability, rate, probabilities, rates, probability_by_age, rate_by_age (given: {})",
@@ -137,44 +159,90 @@ pub fn compile(
         }
         let prob_ok = |v: f64| v.is_finite() && (0.0..=1.0).contains(&v);
         let rate_ok = |v: f64| v.is_finite() && v >= 0.0;
-        let mut check_list = |field: &str, vals: &[f64], ok: &dyn Fn(f64) -> bool, what: &str| {
+        let check_list = |errs: &mut Vec<(String, String)>,
+                          field: &str,
+                          vals: &[f64],
+                          ok: &dyn Fn(f64) -> bool,
+                          what: &str| {
             for (k, v) in vals.iter().enumerate() {
                 if !ok(*v) {
-                    err(
+                    errs.push((
                         format!("{tf}.{field}[{k}]"),
                         format!("{v} is not allowed: {what}"),
-                    );
+                    ));
                 }
             }
         };
-        let value = if let Some(p) = tr.probability {
-            check_list("probability", &[p], &prob_ok, "a probability in [0, 1]");
-            Value::Probability(p)
-        } else if let Some(r) = tr.rate {
-            check_list("rate", &[r], &rate_ok, "a rate per year >= 0");
-            Value::Rate(r)
-        } else if !tr.probabilities.is_empty() {
+        let list = |errs: &mut Vec<(String, String)>, field: &str, v: &[Num]| -> Vec<f64> {
+            v.iter()
+                .enumerate()
+                .map(|(k, n)| resolve(value, errs, format!("{tf}.{field}[{k}]"), n))
+                .collect()
+        };
+        let opt = |errs: &mut Vec<(String, String)>, field: &str, v: &Option<Num>| {
+            v.as_ref()
+                .map(|n| resolve(value, errs, format!("{tf}.{field}"), n))
+        };
+        let probability = opt(&mut errs, "probability", &tr.probability);
+        let rate = opt(&mut errs, "rate", &tr.rate);
+        let hazard_ratio = opt(&mut errs, "hazard_ratio", &tr.hazard_ratio);
+        let relative_risk = opt(&mut errs, "relative_risk", &tr.relative_risk);
+        let effect_from = opt(&mut errs, "effect_from", &tr.effect_from);
+        let effect_until = opt(&mut errs, "effect_until", &tr.effect_until);
+        let move_cost_value = resolve(value, &mut errs, format!("{tf}.cost"), &tr.cost);
+        let move_qalys_value = resolve(value, &mut errs, format!("{tf}.qalys"), &tr.qalys);
+        let probabilities = list(&mut errs, "probabilities", &tr.probabilities);
+        let rates = list(&mut errs, "rates", &tr.rates);
+        let by_age =
+            |errs: &mut Vec<(String, String)>, field: &str, rows: &[[Num; 2]]| -> Vec<[f64; 2]> {
+                rows.iter()
+                    .enumerate()
+                    .map(|(k, [a, b])| {
+                        let f = format!("{tf}.{field}[{k}]");
+                        [
+                            resolve(value, errs, f.clone(), a),
+                            resolve(value, errs, f, b),
+                        ]
+                    })
+                    .collect()
+            };
+        let probability_by_age = by_age(&mut errs, "probability_by_age", &tr.probability_by_age);
+        let rate_by_age = by_age(&mut errs, "rate_by_age", &tr.rate_by_age);
+        let value = if let Some(p) = probability {
             check_list(
-                "probabilities",
-                &tr.probabilities,
+                &mut errs,
+                "probability",
+                &[p],
                 &prob_ok,
                 "a probability in [0, 1]",
             );
-            Value::ProbabilityByCycle(tr.probabilities.clone())
-        } else if !tr.rates.is_empty() {
-            check_list("rates", &tr.rates, &rate_ok, "a rate per year >= 0");
-            Value::RateByCycle(tr.rates.clone())
+            Value::Probability(p)
+        } else if let Some(r) = rate {
+            check_list(&mut errs, "rate", &[r], &rate_ok, "a rate per year >= 0");
+            Value::Rate(r)
+        } else if !probabilities.is_empty() {
+            check_list(
+                &mut errs,
+                "probabilities",
+                &probabilities,
+                &prob_ok,
+                "a probability in [0, 1]",
+            );
+            Value::ProbabilityByCycle(probabilities)
+        } else if !rates.is_empty() {
+            check_list(&mut errs, "rates", &rates, &rate_ok, "a rate per year >= 0");
+            Value::RateByCycle(rates)
         } else {
-            let (field, rows, is_rate) = if !tr.probability_by_age.is_empty() {
-                ("probability_by_age", &tr.probability_by_age, false)
+            let (field, rows, is_rate) = if !probability_by_age.is_empty() {
+                ("probability_by_age", &probability_by_age, false)
             } else {
-                ("rate_by_age", &tr.rate_by_age, true)
+                ("rate_by_age", &rate_by_age, true)
             };
             let mut prev = f64::NEG_INFINITY;
             for (k, [age, v]) in rows.iter().copied().enumerate() {
                 let ok = if is_rate { rate_ok(v) } else { prob_ok(v) };
                 if !(age.is_finite() && age > prev && ok) {
-                    err(
+                    err!(
                         format!("{tf}.{field}[{k}]"),
                         format!(
                             "[{age}, {v}] is not allowed: ages must increase and values be {}",
@@ -189,7 +257,7 @@ pub fn compile(
                 prev = age;
             }
             if rows[0][0] > ctx.ages.0 {
-                err(
+                err!(
                     format!("{tf}.{field}[0]"),
                     format!(
                         "the table starts at age {}, after the youngest age at treatment ({})",
@@ -204,26 +272,26 @@ pub fn compile(
                 Value::ProbabilityByAge(t)
             }
         };
-        let hr = tr.hazard_ratio.unwrap_or(1.0);
-        let rr = tr.relative_risk.unwrap_or(1.0);
+        let hr = hazard_ratio.unwrap_or(1.0);
+        let rr = relative_risk.unwrap_or(1.0);
         for (field, v) in [("hazard_ratio", hr), ("relative_risk", rr)] {
             if !(v.is_finite() && v >= 0.0) {
-                err(
+                err!(
                     format!("{tf}.{field}"),
                     format!("{v} is not allowed: a ratio >= 0"),
                 );
             }
         }
-        let e0 = tr.effect_from.unwrap_or(0.0);
-        let e1 = tr.effect_until.unwrap_or(f64::INFINITY);
+        let e0 = effect_from.unwrap_or(0.0);
+        let e1 = effect_until.unwrap_or(f64::INFINITY);
         if !in_horizon(e0) {
-            err(
+            err!(
                 format!("{tf}.effect_from"),
                 format!("{e0} is not allowed: a time in [0, horizon]"),
             );
         }
         if tr.effect_until.is_some() && !(in_horizon(e1) && e1 > e0) {
-            err(
+            err!(
                 format!("{tf}.effect_until"),
                 format!("{e1} is not allowed: a time in (effect_from, horizon]"),
             );
@@ -232,14 +300,14 @@ pub fn compile(
             && tr.hazard_ratio.is_none()
             && tr.relative_risk.is_none()
         {
-            err(
+            err!(
                 tf.clone(),
                 "effect_from/effect_until limit a hazard_ratio or relative_risk; give one".into(),
             );
         }
-        for (field, v) in [("cost", tr.cost), ("qalys", tr.qalys)] {
+        for (field, v) in [("cost", move_cost_value), ("qalys", move_qalys_value)] {
             if !v.is_finite() {
-                err(
+                err!(
                     format!("{tf}.{field}"),
                     format!("{v} is not allowed: a finite number"),
                 );
@@ -249,7 +317,7 @@ pub fn compile(
             continue;
         };
         if from == to {
-            err(
+            err!(
                 format!("{tf}.to"),
                 "a transition must lead to another state (staying is the remainder of the row)"
                     .into(),
@@ -257,14 +325,14 @@ pub fn compile(
             continue;
         }
         if from == death {
-            err(
+            err!(
                 format!("{tf}.from"),
                 "the death state is absorbing: no transition may leave it".into(),
             );
             continue;
         }
         if seen.contains(&(from, to)) {
-            err(
+            err!(
                 tf.clone(),
                 format!(
                     "the move `{}` → `{}` is given twice",
@@ -274,8 +342,8 @@ pub fn compile(
             continue;
         }
         seen.push((from, to));
-        move_cost[from][to] = tr.cost;
-        move_qalys[from][to] = tr.qalys;
+        move_cost[from][to] = move_cost_value;
+        move_qalys[from][to] = move_qalys_value;
         exits[from].push(DiscreteExit {
             to,
             value,
@@ -301,42 +369,48 @@ pub fn compile(
         let mut mask = vec![false; ns];
         for (k, st) in x.states.iter().enumerate() {
             match names.iter().position(|n| n == st) {
-                Some(j) if j == death => err(
+                Some(j) if j == death => err!(
                     format!("{xf}.states[{k}]"),
                     "the death state accrues no cost (use its entry_cost for a cost at death)"
                         .into(),
                 ),
                 Some(j) => mask[j] = true,
-                None => err(
+                None => err!(
                     format!("{xf}.states[{k}]"),
                     unknown_name(st, "a state of this arm", "states", &names),
                 ),
             }
         }
         if x.states.is_empty() {
-            err(format!("{xf}.states"), "list at least one state".into());
+            err!(format!("{xf}.states"), "list at least one state".into());
         }
-        if !x.cost.is_finite() {
-            err(
+        let cost = resolve(value, &mut errs, format!("{xf}.cost"), &x.cost);
+        if !cost.is_finite() {
+            err!(
                 format!("{xf}.cost"),
-                format!("{} is not allowed: a finite cost per year", x.cost),
+                format!("{cost} is not allowed: a finite cost per year"),
             );
         }
-        let a = x.from.unwrap_or(0.0);
-        let b = x.until.unwrap_or(f64::INFINITY);
+        let a = x
+            .from
+            .as_ref()
+            .map_or(0.0, |n| resolve(value, &mut errs, format!("{xf}.from"), n));
+        let b = x.until.as_ref().map_or(f64::INFINITY, |n| {
+            resolve(value, &mut errs, format!("{xf}.until"), n)
+        });
         if !in_horizon(a) {
-            err(
+            err!(
                 format!("{xf}.from"),
                 format!("{a} is not allowed: a time in [0, horizon]"),
             );
         }
         if x.until.is_some() && !(in_horizon(b) && b > a) {
-            err(
+            err!(
                 format!("{xf}.until"),
                 format!("{b} is not allowed: a time in (from, horizon]"),
             );
         }
-        extra.push((mask, x.cost, a, b));
+        extra.push((mask, cost, a, b));
     }
 
     out.errors = errs;

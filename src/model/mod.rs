@@ -13,7 +13,7 @@ pub mod special;
 use crate::accounting::Discounter;
 use crate::contracts::{ContractTerms, OutcomeDef, PlanTerms};
 use crate::scenario::Clock;
-pub use build::compile;
+pub use build::{compile, Setup};
 use family::Family;
 use lifetable::LifeTable;
 use population::AgeModel;
@@ -43,6 +43,9 @@ pub struct Model {
     pub therapy: TherapyTerms,
     /// Arms; `therapy.arm` indexes the therapy arm.
     pub arms: Vec<ArmModel>,
+    /// Cost categories named by the scenario's costs (`cost = { drug = .., medical = .. }`),
+    /// in order of first appearance; costs written as one number belong to none.
+    pub cost_categories: Vec<String>,
     /// Contracts evaluated on the therapy arm.
     pub contracts: Vec<ContractTerms>,
     /// Named outcomes on the therapy arm.
@@ -149,10 +152,10 @@ pub struct PopulationModel {
     pub age: AgeModel,
     /// Share female.
     pub share_female: f64,
-    /// Age of certain death.
+    /// Age of certain death (infinite: none).
     pub max_age: f64,
-    /// Background mortality.
-    pub life_table: LifeTable,
+    /// Background mortality (none: no arm has any).
+    pub life_table: Option<std::sync::Arc<LifeTable>>,
 }
 
 /// The therapy's price and the costs around it.
@@ -183,6 +186,12 @@ pub struct ArmModel {
     pub exits: Vec<Vec<Exit>>,
     /// One-time cost at time 0 (includes the therapy's administration cost for the therapy arm).
     pub start_cost: f64,
+    /// The start cost's parts by cost category (see [`Model::cost_categories`]; empty when
+    /// the scenario names none).
+    pub start_parts: Vec<f64>,
+    /// Whether background mortality competes with the transitions (continuous-time arms;
+    /// a discrete-time arm's own flag is in `discrete`).
+    pub background: bool,
     /// A discrete-time (cycle-based) Markov arm: its cycles, transition rows and counting
     /// (then `exits` is empty). None for a continuous-time arm.
     pub discrete: Option<crate::markov::DiscreteArm>,
@@ -199,6 +208,11 @@ pub struct StateModel {
     pub utility: f64,
     /// One-time cost on entry.
     pub entry_cost: f64,
+    /// The annual cost's parts by cost category (see [`Model::cost_categories`]; empty
+    /// when the scenario names none).
+    pub cost_parts: Vec<f64>,
+    /// The entry cost's parts by cost category.
+    pub entry_parts: Vec<f64>,
 }
 
 /// A transition out of a state.

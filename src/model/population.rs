@@ -97,10 +97,14 @@ impl PopulationModel {
         };
         let age = self.age.from_uniform(uniform_open(rng));
         let e = exp1(rng);
-        let table = self.life_table.for_sex(sex);
-        let death_age = table
-            .age_at_cumulative(table.cumulative(age) + e)
-            .min(self.max_age);
+        let death_age = match &self.life_table {
+            Some(t) => {
+                let table = t.for_sex(sex);
+                table.age_at_cumulative(table.cumulative(age) + e)
+            }
+            None => f64::INFINITY,
+        }
+        .min(self.max_age);
         Patient {
             sex,
             age,
@@ -114,6 +118,9 @@ impl PopulationModel {
         if age + t >= self.max_age {
             return 0.0;
         }
-        self.life_table.for_sex(sex).survival(age, age + t)
+        match &self.life_table {
+            Some(table) => table.for_sex(sex).survival(age, age + t),
+            None => 1.0,
+        }
     }
 }

@@ -1,50 +1,9 @@
-//! Parameter distributions for probabilistic sensitivity analysis, sampled by inversion
+//! Parameter distributions (second-order uncertainty), sampled by inversion
 //! (one uniform per parameter per draw, so draws are reproducible and independent of any
 //! sampling library's algorithm).
 
 use crate::model::special::{gamma_p_inv, norm_cdf, norm_quantile};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-/// A distribution as written in a scenario: `{ dist = "beta", mean = 0.89, se = 0.03 }`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DistSpec {
-    /// beta | gamma | lognormal | normal | uniform | triangular | fixed.
-    pub dist: String,
-    /// Mean (beta, gamma, lognormal with `se`; normal).
-    pub mean: Option<f64>,
-    /// Standard error (beta, gamma, lognormal: method of moments).
-    pub se: Option<f64>,
-    /// Standard deviation (normal).
-    pub sd: Option<f64>,
-    /// Beta α.
-    pub alpha: Option<f64>,
-    /// Beta β.
-    pub beta: Option<f64>,
-    /// Gamma shape.
-    pub shape: Option<f64>,
-    /// Gamma rate.
-    pub rate: Option<f64>,
-    /// Lognormal mean of the log.
-    pub meanlog: Option<f64>,
-    /// Lognormal SD of the log.
-    pub sdlog: Option<f64>,
-    /// Lower bound (uniform, triangular; truncation for normal).
-    pub min: Option<f64>,
-    /// Upper bound.
-    pub max: Option<f64>,
-    /// Mode (triangular).
-    pub mode: Option<f64>,
-    /// Value (fixed).
-    pub value: Option<f64>,
-    /// Base-case value (default: the distribution's mean).
-    pub base: Option<f64>,
-    /// One-way sensitivity low value (default: the 2.5% point).
-    pub low: Option<f64>,
-    /// One-way sensitivity high value (default: the 97.5% point).
-    pub high: Option<f64>,
-}
+use crate::scenario::DistSpec;
 
 /// A compiled parameter distribution.
 #[derive(Clone, Debug, PartialEq)]
@@ -273,6 +232,7 @@ impl Dist {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
     fn spec(s: &str) -> Dist {
         #[derive(Deserialize)]

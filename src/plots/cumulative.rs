@@ -98,7 +98,7 @@ pub(super) fn draw<DB: DrawingBackend>(
         .scenario
         .as_ref()
         .ok()
-        .map(|sc| sc.simulation.discount.costs);
+        .map(|sc| run.num(&sc.simulation.discount.costs));
     let patients = run
         .manifest
         .patients
@@ -178,7 +178,7 @@ pub(super) fn caption(run: &RunData) -> String {
         .scenario
         .as_ref()
         .ok()
-        .map(|sc| sc.simulation.discount.costs);
+        .map(|sc| run.num(&sc.simulation.discount.costs));
     let mut text = format!(
         "Expected (mean) cumulative drug payments per treated patient by years since treatment, \
          undiscounted (left) and discounted at {} a year (right). Amounts paid during year y \

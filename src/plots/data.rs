@@ -90,6 +90,15 @@ pub struct CashflowRow {
     pub total: Option<f64>,
     /// Payments plus other costs, discounted.
     pub total_discounted: Option<f64>,
+    /// The cost category of the row (none: every cost).
+    #[serde(default, deserialize_with = "empty_is_none")]
+    pub category: Option<String>,
+}
+
+/// An empty CSV field as `None`.
+fn empty_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s: Option<String> = serde::Deserialize::deserialize(d)?;
+    Ok(s.filter(|s| !s.is_empty()))
 }
 
 /// One row of `occupancy.csv`.
@@ -292,8 +301,10 @@ pub struct RunData {
     pub summary: Vec<SummaryRow>,
     /// `incremental.csv`.
     pub incremental: Vec<IncrementalRow>,
-    /// `cashflow.csv`.
+    /// `cashflow.csv`: the rows of every cost (no category).
     pub cashflow: Vec<CashflowRow>,
+    /// `cashflow.csv`: the rows by cost category, when the scenario has categories.
+    pub cashflow_by_category: Vec<CashflowRow>,
     /// `occupancy.csv`.
     pub occupancy: Vec<OccupancyRow>,
     /// `quantiles.csv`.
@@ -304,6 +315,9 @@ pub struct RunData {
     pub scenario_text: Option<String>,
     /// `scenario.toml` parsed, or why it could not be.
     pub scenario: Result<Scenario, String>,
+    /// The scenario's parameters and their base-case values, to give its numbers (written
+    /// as expressions or distributions) their base-case values; none if it did not parse.
+    pub parameters: Option<(crate::params::Parameters, Vec<f64>)>,
     /// The PSA files ([`PSA_FILES`]) present in the directory.
     pub psa_files: Vec<String>,
     /// `ce_plane.csv`, when present.
@@ -321,6 +335,14 @@ pub struct RunData {
 }
 
 impl RunData {
+    /// The base-case value of a number of the scenario (NaN if it has none).
+    pub fn num(&self, n: &crate::scenario::Num) -> f64 {
+        match &self.parameters {
+            Some((p, v)) => p.resolve(n, v, &[]).unwrap_or(f64::NAN),
+            None => n.plain().unwrap_or(f64::NAN),
+        }
+    }
+
     /// Reads a run directory. `summary.csv`, `incremental.csv`, `cashflow.csv`,
     /// `occupancy.csv`, `quantiles.csv` and `manifest.json` are required; `scenario.toml`,
     /// `budget.csv` and the PSA files are read when present.
@@ -344,12 +366,24 @@ impl RunData {
         let scenario_text = fs::read_to_string(&scenario_path).ok();
         // Through the scenario reader, so that parameter distributions (PSA) read as their
         // base case.
-        let scenario = match &scenario_text {
-            Some(t) => Source::from_text("scenario.toml", t, Some(dir.to_path_buf()))
-                .parse()
-                .map_err(|e| e.to_string()),
+        let source = scenario_text
+            .as_ref()
+            .map(|t| Source::from_text("scenario.toml", t, Some(dir.to_path_buf())));
+        let scenario = match &source {
+            Some(s) => s.parse().map_err(|e| e.to_string()),
             None => Err("scenario.toml is not in the run directory".to_string()),
         };
+        let parameters = match (&source, &scenario) {
+            (Some(src), Ok(sc)) => crate::params::Parameters::new(src, sc).ok().map(|p| {
+                let v = p.base_values();
+                (p, v)
+            }),
+            _ => None,
+        };
+        let (cashflow_by_category, cashflow_all): (Vec<CashflowRow>, Vec<CashflowRow>) =
+            read_csv::<CashflowRow>(&dir.join("cashflow.csv"))?
+                .into_iter()
+                .partition(|r| r.category.is_some());
         let psa_files = PSA_FILES
             .iter()
             .filter(|f| dir.join(f).is_file())
@@ -361,12 +395,14 @@ impl RunData {
             manifest_json,
             summary: read_csv(&dir.join("summary.csv"))?,
             incremental: read_csv(&dir.join("incremental.csv"))?,
-            cashflow: read_csv(&dir.join("cashflow.csv"))?,
+            cashflow: cashflow_all,
+            cashflow_by_category,
             occupancy: read_csv(&dir.join("occupancy.csv"))?,
             quantiles: read_csv(&dir.join("quantiles.csv"))?,
             budget: read_optional_csv(&dir.join("budget.csv"))?,
             scenario_text,
             scenario,
+            parameters,
             psa_files,
             ce_plane: read_optional_csv(&dir.join("ce_plane.csv"))?,
             ceac: read_optional_csv(&dir.join("ceac.csv"))?,

@@ -26,10 +26,10 @@ struct Panel {
     x_desc: String,
 }
 
-fn rate(run: &RunData, f: impl Fn(&crate::scenario::Discount) -> f64) -> String {
+fn rate(run: &RunData, f: impl Fn(&crate::scenario::Discount) -> &crate::scenario::Num) -> String {
     match &run.scenario {
         Ok(sc) => {
-            let r = f(&sc.simulation.discount) * 100.0;
+            let r = run.num(f(&sc.simulation.discount)) * 100.0;
             let t = super::format::thousands(r, 2);
             format!("{}%", t.trim_end_matches('0').trim_end_matches('.'))
         }
@@ -127,7 +127,7 @@ pub(super) fn draw_drug<DB: DrawingBackend>(
             x_desc: format!("Drug paid, {money} per patient"),
         },
         Panel {
-            title: format!("Discounted at {} a year", rate(run, |d| d.costs)),
+            title: format!("Discounted at {} a year", rate(run, |d| &d.costs)),
             metric: "drug_paid",
             x_desc: format!("Drug paid (present value), {money} per patient"),
         },
@@ -152,7 +152,7 @@ pub(super) fn draw_npv<DB: DrawingBackend>(
         metric: "manufacturer_npv",
         x_desc: format!(
             "Manufacturer NPV at {} a year, {} per patient",
-            rate(run, |d| d.manufacturer),
+            rate(run, |d| &d.manufacturer),
             run.money_unit()
         ),
     }];
@@ -174,7 +174,7 @@ pub(super) fn caption_drug(run: &RunData) -> String {
          vertical step is a share of patients who all pay the same (e.g. the full price). Read \
          from quantiles.csv (p = 0, 0.01, …, 1; within 0.2% relative); lines that coincide are \
          drawn nested (the first contract widest).",
-        rate(run, |d| d.costs)
+        rate(run, |d| &d.costs)
     )
 }
 
@@ -183,6 +183,6 @@ pub(super) fn caption_npv(run: &RunData) -> String {
         "Cumulative distribution of the manufacturer's net present value per treated patient \
          (payments discounted at {} a year, less cost of goods) under each contract, from \
          quantiles.csv.",
-        rate(run, |d| d.manufacturer)
+        rate(run, |d| &d.manufacturer)
     )
 }

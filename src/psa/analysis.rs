@@ -7,16 +7,17 @@
 //! as `mcse` for each draw); `mcse` *within* a draw is Monte Carlo error from the finite number
 //! of patients.
 
-use super::Uncertainty;
 use crate::engine::RunError;
-use crate::model::build::compile;
 use crate::model::Model;
+use crate::params::{OneWay, Parameters};
 use crate::results::Results;
-use crate::scenario::{ScenarioError, Source};
+use crate::scenario::{PsaSection, ScenarioError};
 
 /// Why a PSA could not be completed.
 #[derive(Debug)]
 pub enum PsaError {
+    /// The base case is invalid.
+    Base(ScenarioError),
     /// A sampled draw gave an invalid scenario.
     InvalidDraw(u64, ScenarioError),
     /// A one-way value (parameter, value) gave an invalid scenario.
@@ -30,6 +31,7 @@ pub enum PsaError {
 impl std::fmt::Display for PsaError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            PsaError::Base(e) => write!(f, "{e}"),
             PsaError::InvalidDraw(d, e) => write!(
                 f,
                 "PSA draw {d}: the sampled values make the scenario invalid (choose distributions whose range fits each parameter: beta for probabilities, gamma or lognormal for rates and costs, or truncate the normal):\n{e}"
@@ -62,7 +64,7 @@ pub struct Strategy {
 pub struct DrawResult {
     /// Draw index (1-based).
     pub draw: u64,
-    /// Sampled values (order of `Uncertainty::names`).
+    /// Parameter values (order of [`PsaResults::names`]).
     pub values: Vec<f64>,
     /// The draw's result tables.
     pub results: Results,
@@ -71,7 +73,7 @@ pub struct DrawResult {
 /// One row of `tornado.csv`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TornadoRow {
-    /// Parameter path.
+    /// Parameter name (or field path, for one written in place).
     pub parameter: String,
     /// Contract.
     pub contract: String,
@@ -92,7 +94,7 @@ pub struct TornadoRow {
 /// Everything a PSA produces.
 #[derive(Clone, Debug)]
 pub struct PsaResults {
-    /// Names of the sampled parameters.
+    /// Names of the parameters in `params.csv` (field paths for those written in place).
     pub names: Vec<String>,
     /// Base-case values.
     pub base_values: Vec<f64>,
@@ -102,18 +104,6 @@ pub struct PsaResults {
     pub strategies: Vec<Strategy>,
     /// Threshold grid.
     pub wtp_grid: Vec<f64>,
-}
-
-/// Builds the model of a variant of the scenario text.
-pub fn model_for(
-    source: &Source,
-    text: &str,
-    adjust: &(dyn Fn(&mut Model) + Sync),
-) -> Result<Model, ScenarioError> {
-    let sc = source.parse_text(text)?;
-    let mut model = compile(source, &sc)?;
-    adjust(&mut model);
-    Ok(model)
 }
 
 /// The strategies of a model: comparators, then the therapy under each contract.
@@ -137,8 +127,8 @@ pub fn strategies(model: &Model) -> Vec<Strategy> {
 }
 
 /// The threshold grid: `[psa] wtp_grid`, or 0 to 3 × the largest `simulation.wtp` in 60 steps.
-pub fn wtp_grid(u: &Uncertainty, model: &Model) -> Vec<f64> {
-    if let Some(g) = &u.settings.wtp_grid {
+pub fn wtp_grid(settings: &PsaSection, model: &Model) -> Vec<f64> {
+    if let Some(g) = &settings.wtp_grid {
         let n = ((g.to - g.from) / g.step + 1e-9).floor() as usize;
         return (0..=n).map(|k| g.from + g.step * k as f64).collect();
     }
@@ -230,9 +220,8 @@ fn argmax(v: &[f64]) -> usize {
 type Outputs = Vec<(String, String, f64)>;
 
 /// The output a tornado reports for each contract.
-fn tornado_outputs(model: &Model, r: &Results, u: &Uncertainty) -> Result<Outputs, PsaError> {
-    let output = u
-        .settings
+fn tornado_outputs(model: &Model, r: &Results, settings: &PsaSection) -> Result<Outputs, PsaError> {
+    let output = settings
         .tornado_output
         .clone()
         .unwrap_or_else(|| "inc_nmb".into());
@@ -245,8 +234,7 @@ fn tornado_outputs(model: &Model, r: &Results, u: &Uncertainty) -> Result<Output
                 "a tornado of incremental NMB needs a comparator arm; set [psa] tornado_output to a metric such as \"payer_cost\"".into(),
             ));
         };
-        let w = u
-            .settings
+        let w = settings
             .tornado_wtp
             .or_else(|| model.sim.wtp.first().copied())
             .ok_or_else(|| PsaError::Setup("a tornado of incremental NMB needs a threshold: set simulation.wtp or [psa] tornado_wtp".into()))?;
@@ -277,35 +265,45 @@ fn tornado_outputs(model: &Model, r: &Results, u: &Uncertainty) -> Result<Output
     Ok(v)
 }
 
-/// One-way sensitivity table from the base case and the one-way runs (each parameter
-/// written in place at its low and high value with the rest at base, simulated on the base
-/// case's patients, so the swings carry no sampling noise between runs). Sorted by swing,
+/// One-way sensitivity table from the base case and the one-way runs (each parameter at its
+/// low and high value with the rest at base, simulated on the base case's patients, so the
+/// swings carry no sampling noise between runs). `one_way` holds, for each run of
+/// [`Parameters::one_way_runs`] (in that order), its model and results. Sorted by swing,
 /// largest first, per contract.
 pub fn tornado_rows(
-    u: &Uncertainty,
+    params: &Parameters,
+    runs: &[OneWay],
     base_model: &Model,
     base_results: &Results,
-    one_way: &[(usize, bool, &Model, Results)],
+    one_way: &[(&Model, Results)],
 ) -> Result<Vec<TornadoRow>, PsaError> {
-    let base_out = tornado_outputs(base_model, base_results, u)?;
+    let settings = &params.settings;
+    let base_out = tornado_outputs(base_model, base_results, settings)?;
     let mut rows = Vec::new();
-    for (i, p) in u.params.iter().enumerate() {
-        let find = |high: bool| -> Result<Outputs, PsaError> {
-            let (_, _, m, r) = one_way
-                .iter()
-                .find(|(k, h, _, _)| *k == i && *h == high)
-                .ok_or_else(|| PsaError::Setup(format!("one-way run of {} is missing", p.path)))?;
-            tornado_outputs(m, r, u)
+    for (k, run) in runs.iter().enumerate() {
+        if run.high {
+            continue;
+        }
+        let high = runs
+            .iter()
+            .position(|r| r.param == run.param && r.high)
+            .ok_or_else(|| PsaError::Setup("a one-way run is missing".into()))?;
+        let outputs = |i: usize| -> Result<Outputs, PsaError> {
+            let (m, r) = one_way
+                .get(i)
+                .ok_or_else(|| PsaError::Setup("a one-way run is missing".into()))?;
+            tornado_outputs(m, r, settings)
         };
-        let (lo, hi) = (find(false)?, find(true)?);
+        let (lo, hi) = (outputs(k)?, outputs(high)?);
+        let p = &params.params[run.param];
         for ((b, l), h) in base_out.iter().zip(&lo).zip(&hi) {
             rows.push(TornadoRow {
-                parameter: p.path.clone(),
+                parameter: p.name.clone(),
                 contract: b.0.clone(),
                 output: b.1.clone(),
                 base_output: b.2,
-                low: p.low,
-                high: p.high,
+                low: run.value,
+                high: runs[high].value,
                 output_low: l.2,
                 output_high: h.2,
             });

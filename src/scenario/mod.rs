@@ -1,6 +1,7 @@
 //! Scenario files: the TOML format, where a scenario comes from, and located errors.
 
 pub mod error;
+pub mod num;
 pub mod source;
 pub mod suggest;
 pub mod types;

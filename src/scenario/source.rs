@@ -249,19 +249,10 @@ impl Source {
     }
 
     /// Parses and type-checks the TOML (syntax, types, unknown or missing fields, version).
-    /// Uncertain parameters (`{ dist = ... }`) take their base-case values.
+    /// Numbers keep how they are written (plain, expression or distribution) and where.
     pub fn parse(&self) -> Result<Scenario, ScenarioError> {
-        let uncertainty = crate::psa::Uncertainty::extract(self)?;
-        self.parse_text(&uncertainty.base_text())
-    }
-
-    /// Parses a variant of the scenario text (same structure, e.g. with sampled values);
-    /// errors are located in `text`.
-    pub fn parse_text(&self, text: &str) -> Result<Scenario, ScenarioError> {
-        let located = Source {
-            text: text.to_string(),
-            ..self.clone()
-        };
+        let text = &self.text;
+        let located = self;
         let scenario: Scenario = toml::from_str(text).map_err(|e| {
             let (line, column, field) = match e.span() {
                 Some(span) => {
@@ -292,6 +283,24 @@ impl Source {
             });
         }
         Ok(scenario)
+    }
+
+    /// A diagnostic for a field path, located at byte `offset` of the text (e.g. a
+    /// character inside an expression).
+    pub fn diagnostic_at(
+        &self,
+        field: &str,
+        offset: usize,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        let (line, column) = line_col(&self.text, offset.min(self.text.len()));
+        Diagnostic {
+            file: self.display_name.clone(),
+            line: Some(line),
+            column: Some(column),
+            field: field.to_string(),
+            message: message.into(),
+        }
     }
 
     /// A diagnostic for a field path (`arms[0].states[1].initial`), located in the file.

@@ -4,6 +4,7 @@
 //! `obasim schema` is derived from them. Semantic checks (probabilities sum to one, names
 //! exist, ...) happen when the scenario is compiled into a model (`crate::model::build`).
 
+pub use super::num::{Cost, CostKind, DistSpec, Num, NumKind};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +49,65 @@ pub struct Scenario {
     /// (Single uncertain parameters are written in place: `{ dist = "beta", mean = .., se = .. }`.)
     #[serde(default)]
     pub psa: Option<PsaSection>,
+    /// Named parameters, shared by every place that names them: a number, a distribution
+    /// (drawn once per PSA draw, however many places use it), or an expression over other
+    /// parameters (`"exp(b0 + b_new)"`).
+    #[serde(default)]
+    pub parameters: ParameterTable,
+}
+
+/// The `[parameters]` table: (name, value) in the order written.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ParameterTable(pub Vec<(String, Num)>);
+
+impl<'de> Deserialize<'de> for ParameterTable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ParameterTable;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a table of parameters: name = number, \"expression\" or { dist = ... }",
+                )
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ParameterTable, A::Error> {
+                let mut v = Vec::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    v.push((k, map.next_value::<Num>()?));
+                }
+                Ok(ParameterTable(v))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl Serialize for ParameterTable {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl JsonSchema for ParameterTable {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Parameters".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let num = generator.subschema_for::<Num>();
+        schemars::json_schema!({
+            "type": "object",
+            "description": "Named parameters: name = number, \"expression over parameters\" or { dist = ... }.",
+            "additionalProperties": num
+        })
+    }
 }
 
 /// Settings of the probabilistic and one-way sensitivity analyses.
@@ -163,46 +223,46 @@ pub struct ObservationPlan {
     pub outcome: String,
     /// Explicit assessment times (years). Give this or `every`.
     #[serde(default)]
-    pub times: Vec<f64>,
+    pub times: Vec<Num>,
     /// Regular assessments every so many years, from `first` to `until`.
     #[serde(default)]
-    pub every: Option<f64>,
+    pub every: Option<Num>,
     /// First regular assessment (default: `every`).
     #[serde(default)]
-    pub first: Option<f64>,
+    pub first: Option<Num>,
     /// Last regular assessment time (default: the horizon).
     #[serde(default)]
-    pub until: Option<f64>,
+    pub until: Option<Num>,
     /// P(assessed as holding | the outcome holds). Default 1.
     #[serde(default = "one")]
-    pub sensitivity: f64,
+    pub sensitivity: Num,
     /// P(assessed as failed | the outcome fails). Default 1.
     #[serde(default = "one")]
-    pub specificity: f64,
+    pub specificity: Num,
     /// Probability that an assessment is missed (not done or not reported). Default 0.
     #[serde(default)]
-    pub missed: f64,
+    pub missed: Num,
     /// What a missed assessment counts as: "pay" (holding), "withhold" (failed) or
     /// "carry_last" (the last available result; holding if none). Default "carry_last".
     #[serde(default)]
     pub if_missed: MissedRule,
     /// Administrative cost of each assessment done, to the payer.
     #[serde(default)]
-    pub cost_payer: f64,
+    pub cost_payer: Num,
     /// Administrative cost of each assessment done, to the manufacturer.
     #[serde(default)]
-    pub cost_manufacturer: f64,
+    pub cost_manufacturer: Num,
     /// Administrative cost per patient-year of follow-up (from treatment to the last
     /// assessment, death or leaving the payer), to the payer.
     #[serde(default)]
-    pub annual_cost_payer: f64,
+    pub annual_cost_payer: Num,
     /// The same, to the manufacturer.
     #[serde(default)]
-    pub annual_cost_manufacturer: f64,
+    pub annual_cost_manufacturer: Num,
 }
 
-fn one() -> f64 {
-    1.0
+fn one() -> Num {
+    Num::value(1.0)
 }
 
 /// What a missed assessment counts as.
@@ -233,11 +293,11 @@ pub struct Payer {
 pub struct Churn {
     /// Annual probability of leaving (constant hazard -ln(1 - p)).
     #[serde(default)]
-    pub annual_probability: Option<f64>,
+    pub annual_probability: Option<Num>,
     /// Retention table: [years, share still with the payer] pairs, increasing in years;
     /// constant hazard between points, the last interval's hazard afterwards.
     #[serde(default)]
-    pub retention: Vec<[f64; 2]>,
+    pub retention: Vec<[Num; 2]>,
 }
 
 /// The manufacturer's side.
@@ -247,7 +307,7 @@ pub struct Manufacturer {
     /// Annual probability that the manufacturer can no longer pay refunds (counterparty
     /// risk); refunds due after that are lost. Default 0.
     #[serde(default)]
-    pub annual_default_probability: f64,
+    pub annual_default_probability: Num,
 }
 
 /// Treated cohorts: patients treated per calendar year, for budget impact.
@@ -261,7 +321,7 @@ pub struct Cohort {
     pub years: Option<u32>,
     /// This payer's cap on therapy spend per calendar year (excess paid back); none if absent.
     #[serde(default)]
-    pub annual_cap: Option<f64>,
+    pub annual_cap: Option<Num>,
     /// Number of simulated cohorts (replicates) for the cohort-level risk (default 1000;
     /// limited by patients / cohort size).
     #[serde(default)]
@@ -292,7 +352,7 @@ pub struct Simulation {
     /// Seed of all random streams.
     pub seed: u64,
     /// Time horizon in years since treatment.
-    pub horizon: f64,
+    pub horizon: Num,
     /// Annual discount rates.
     pub discount: Discount,
     /// Willingness-to-pay thresholds (currency per QALY) for net monetary benefit.
@@ -308,11 +368,11 @@ pub struct Simulation {
 #[serde(deny_unknown_fields)]
 pub struct Discount {
     /// Rate for the payer's costs and payments.
-    pub costs: f64,
+    pub costs: Num,
     /// Rate for QALYs and life years.
-    pub outcomes: f64,
+    pub outcomes: Num,
     /// The manufacturer's rate (cost of capital) for its revenue.
-    pub manufacturer: f64,
+    pub manufacturer: Num,
 }
 
 /// The treated population.
@@ -321,41 +381,43 @@ pub struct Discount {
 pub struct Population {
     /// Fixed age at treatment (years). Give this or `age_distribution`.
     #[serde(default)]
-    pub age: Option<f64>,
+    pub age: Option<Num>,
     /// Distribution of the age at treatment, truncated to [min, max].
     #[serde(default)]
     pub age_distribution: Option<AgeDistribution>,
     /// Share of patients who are female, in [0, 1].
-    pub share_female: f64,
+    pub share_female: Num,
     /// Age at which a patient still alive is taken to die (end of the life table). Default:
     /// one past the last age of the life table.
     #[serde(default)]
-    pub max_age: Option<f64>,
-    /// Background (general population) mortality.
-    pub life_table: LifeTableSpec,
+    pub max_age: Option<Num>,
+    /// Background (general population) mortality. Required unless every arm has
+    /// `background_mortality = false`.
+    #[serde(default)]
+    pub life_table: Option<LifeTableSpec>,
 }
 
 /// Distribution of age at treatment.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, tag = "family", rename_all = "snake_case")]
 pub enum AgeDistribution {
     /// Normal(mean, sd) truncated to [min, max].
     Normal {
         /// Mean age.
-        mean: f64,
+        mean: Num,
         /// Standard deviation.
-        sd: f64,
+        sd: Num,
         /// Lower bound.
-        min: f64,
+        min: Num,
         /// Upper bound.
-        max: f64,
+        max: Num,
     },
     /// Uniform on [min, max].
     Uniform {
         /// Lower bound.
-        min: f64,
+        min: Num,
         /// Upper bound.
-        max: f64,
+        max: Num,
     },
 }
 
@@ -418,13 +480,13 @@ pub struct Therapy {
     /// Name of the arm that receives the therapy; all other arms are comparators.
     pub arm: String,
     /// List price per patient; contracts decide how much of it is paid and when.
-    pub list_price: f64,
+    pub list_price: Num,
     /// Payer's cost of administering the therapy (hospital stay, conditioning), at time 0.
     #[serde(default)]
-    pub administration_cost: f64,
+    pub administration_cost: Num,
     /// Manufacturer's cost of goods per treated patient, at time 0.
     #[serde(default)]
-    pub cost_of_goods: f64,
+    pub cost_of_goods: Num,
 }
 
 /// One arm: a continuous-time multi-state outcome model with its costs and utilities.
@@ -437,12 +499,18 @@ pub struct Arm {
     pub death_state: String,
     /// One-time cost at time 0 (for the therapy arm, added to the therapy's administration cost).
     #[serde(default)]
-    pub start_cost: f64,
+    pub start_cost: Cost,
     /// The states.
     pub states: Vec<State>,
     /// The transitions between states (competing risks within each state).
     #[serde(default)]
     pub transitions: Vec<Transition>,
+    /// Whether background (general population) mortality from the life table competes with
+    /// the transitions of this continuous-time arm (default true). Set false when the
+    /// transitions to death are all-cause (e.g. fitted to trial data on overall survival).
+    /// Discrete-time arms say this in `markov.background_mortality`.
+    #[serde(default)]
+    pub background_mortality: Option<bool>,
     /// Makes this a discrete-time (cycle-based) Markov arm: patients move between states only
     /// at cycle boundaries, with per-cycle transition probabilities, and state costs and
     /// utilities are counted per cycle by a counting convention. Leave `transitions` empty
@@ -546,46 +614,46 @@ pub struct MarkovTransition {
     pub to: String,
     /// Constant probability per cycle.
     #[serde(default)]
-    pub probability: Option<f64>,
+    pub probability: Option<Num>,
     /// Constant rate per year.
     #[serde(default)]
-    pub rate: Option<f64>,
+    pub rate: Option<Num>,
     /// Probability per cycle by cycle number (cycle 0 first; the last value repeats).
     #[serde(default)]
-    pub probabilities: Vec<f64>,
+    pub probabilities: Vec<Num>,
     /// Rate per year by cycle number (cycle 0 first; the last value repeats).
     #[serde(default)]
-    pub rates: Vec<f64>,
+    pub rates: Vec<Num>,
     /// Probability per cycle by attained age at the start of the cycle: [age, probability]
     /// rows in increasing age, each applying from its age to the next row's (the last row
     /// onwards). The first row must not be above the youngest age at treatment.
     #[serde(default)]
-    pub probability_by_age: Vec<[f64; 2]>,
+    pub probability_by_age: Vec<[Num; 2]>,
     /// Rate per year by attained age at the start of the cycle, as `probability_by_age`.
     #[serde(default)]
-    pub rate_by_age: Vec<[f64; 2]>,
+    pub rate_by_age: Vec<[Num; 2]>,
     /// Hazard ratio applied to the rate (default 1).
     #[serde(default)]
-    pub hazard_ratio: Option<f64>,
+    pub hazard_ratio: Option<Num>,
     /// Relative risk applied to the probability (default 1).
     #[serde(default)]
-    pub relative_risk: Option<f64>,
+    pub relative_risk: Option<Num>,
     /// The hazard ratio and relative risk apply to cycles starting at or after this time
     /// (years; default 0).
     #[serde(default)]
-    pub effect_from: Option<f64>,
+    pub effect_from: Option<Num>,
     /// … and before this time (years; default: the whole horizon).
     #[serde(default)]
-    pub effect_until: Option<f64>,
+    pub effect_until: Option<Num>,
     /// One-time cost (payer) when a patient makes this move (at the boundary where it
     /// happens; for a move to the death state also when the death is from background
     /// mortality).
     #[serde(default)]
-    pub cost: f64,
+    pub cost: Num,
     /// One-time QALY change when a patient makes this move (negative for a loss), counted in
     /// QALYs but not life years.
     #[serde(default)]
-    pub qalys: f64,
+    pub qalys: Num,
 }
 
 /// A cost per year added in some states during some cycles.
@@ -595,13 +663,13 @@ pub struct ExtraCost {
     /// States in which it is paid.
     pub states: Vec<String>,
     /// Cost per year (counted as cost·Δ per cycle like a state cost).
-    pub cost: f64,
+    pub cost: Num,
     /// Applies to cycles starting at or after this time (years; default 0).
     #[serde(default)]
-    pub from: Option<f64>,
+    pub from: Option<Num>,
     /// … and before this time (years; default: the whole horizon).
     #[serde(default)]
-    pub until: Option<f64>,
+    pub until: Option<Num>,
 }
 
 /// A health state.
@@ -612,16 +680,16 @@ pub struct State {
     pub name: String,
     /// Probability of starting in this state at time 0 (the initial distribution sums to 1).
     #[serde(default)]
-    pub initial: f64,
+    pub initial: Num,
     /// Cost per year spent in the state (payer), as an annual rate.
     #[serde(default)]
-    pub cost: f64,
+    pub cost: Cost,
     /// Utility (QALY weight) per year in the state.
     #[serde(default)]
-    pub utility: f64,
+    pub utility: Num,
     /// One-time cost on entering the state (including at time 0 for the initial state).
     #[serde(default)]
-    pub entry_cost: f64,
+    pub entry_cost: Cost,
 }
 
 /// A transition from one state to another with a time-to-event distribution.
@@ -652,60 +720,60 @@ pub enum Clock {
 }
 
 /// A parametric time-to-event distribution, parameterised as in R's flexsurv (years).
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, tag = "family", rename_all = "snake_case")]
 pub enum TimeToEvent {
     /// S(t) = exp(-rate t).
     Exponential {
         /// Hazard rate per year.
-        rate: f64,
+        rate: Num,
     },
     /// S(t) = exp(-(t/scale)^shape).
     Weibull {
         /// Shape.
-        shape: f64,
+        shape: Num,
         /// Scale (years).
-        scale: f64,
+        scale: Num,
     },
     /// S(t) = exp(-(rate/shape)(e^(shape t) - 1)).
     Gompertz {
         /// Shape (may be negative: a share never has the event).
-        shape: f64,
+        shape: Num,
         /// Rate.
-        rate: f64,
+        rate: Num,
     },
     /// S(t) = 1 - Phi((ln t - meanlog)/sdlog).
     Lognormal {
         /// Mean of log time.
-        meanlog: f64,
+        meanlog: Num,
         /// SD of log time.
-        sdlog: f64,
+        sdlog: Num,
     },
     /// S(t) = 1/(1 + (t/scale)^shape).
     Loglogistic {
         /// Shape.
-        shape: f64,
+        shape: Num,
         /// Scale (years).
-        scale: f64,
+        scale: Num,
     },
     /// S(t) = 1 - P(shape, rate t).
     Gamma {
         /// Shape.
-        shape: f64,
+        shape: Num,
         /// Rate per year.
-        rate: f64,
+        rate: Num,
     },
     /// Constant hazards between cut points: rates[i] on [cuts[i-1], cuts[i]).
     PiecewiseExponential {
         /// Cut points in years, strictly increasing, > 0.
-        cuts: Vec<f64>,
+        cuts: Vec<Num>,
         /// Hazard rates, one more than the cuts.
-        rates: Vec<f64>,
+        rates: Vec<Num>,
     },
     /// S(t) = cure_fraction + (1 - cure_fraction) S_uncured(t).
     MixtureCure {
         /// Share that never has the event.
-        cure_fraction: f64,
+        cure_fraction: Num,
         /// Distribution for the uncured.
         uncured: Box<TimeToEvent>,
     },
@@ -723,31 +791,31 @@ pub struct Contract {
     pub kind: ContractType,
     /// upfront, warranty: payment time in years (default 0).
     #[serde(default)]
-    pub at: Option<f64>,
+    pub at: Option<Num>,
     /// installments: number of payments (with `interval`); or give `times`.
     #[serde(default)]
     pub payments: Option<u32>,
     /// installments: years between payments.
     #[serde(default)]
-    pub interval: Option<f64>,
+    pub interval: Option<Num>,
     /// installments: time of the first payment (default 0, at infusion).
     #[serde(default)]
-    pub first: Option<f64>,
+    pub first: Option<Num>,
     /// installments: explicit payment times (instead of payments/interval/first).
     #[serde(default)]
-    pub times: Vec<f64>,
+    pub times: Vec<Num>,
     /// installments: share of the list price of each payment (default equal shares).
     #[serde(default)]
-    pub amounts: Vec<f64>,
+    pub amounts: Vec<Num>,
     /// installments: annual interest on the deferred balance (annuity formula; default 0).
     #[serde(default)]
-    pub interest: Option<f64>,
+    pub interest: Option<Num>,
     /// installments: outcome that must hold at each due date from `condition_from` on.
     #[serde(default)]
     pub condition: Option<String>,
     /// installments: time from which payments are conditional (default 0: all).
     #[serde(default)]
-    pub condition_from: Option<f64>,
+    pub condition_from: Option<Num>,
     /// milestones: the payments, each with its own condition.
     #[serde(default)]
     pub milestones: Vec<Milestone>,
@@ -774,11 +842,11 @@ pub struct Contract {
     pub warranty: Option<WarrantyTerms>,
     /// Most that may be paid in total (net of refunds), as a share of the list price.
     #[serde(default)]
-    pub cap: Option<f64>,
+    pub cap: Option<Num>,
     /// Least that is paid in total (net of refunds), as a share of the list price; a top-up
     /// is paid when the schedule ends.
     #[serde(default)]
-    pub floor: Option<f64>,
+    pub floor: Option<Num>,
 }
 
 /// Contract types.
@@ -812,9 +880,9 @@ impl ContractType {
 #[serde(deny_unknown_fields)]
 pub struct Milestone {
     /// Due time in years.
-    pub at: f64,
+    pub at: Num,
     /// Share of the list price.
-    pub share: f64,
+    pub share: Num,
     /// Outcome that must hold at `at` (none: unconditional).
     #[serde(default)]
     pub condition: Option<String>,
@@ -827,10 +895,10 @@ pub struct WarrantyTerms {
     /// Outcome that must hold; the first observed failure within the window triggers a refund.
     pub outcome: String,
     /// Warranty window in years.
-    pub window: f64,
+    pub window: Num,
     /// Share of what has been paid that is refunded for a failure at time 0 (default 1).
     #[serde(default = "one")]
-    pub refund: f64,
+    pub refund: Num,
     /// How the refund shrinks with the time of failure: "none" (full refund throughout),
     /// "linear" (refund × (1 − t/window)), "stepped" (refund × (1 − floor(t)/window), by
     /// whole years) or "table" (see `table`). Default "none".
@@ -838,7 +906,7 @@ pub struct WarrantyTerms {
     pub prorate: Prorate,
     /// For prorate = "table": [until years, share refunded] rows, increasing in time.
     #[serde(default)]
-    pub table: Vec<[f64; 2]>,
+    pub table: Vec<[Num; 2]>,
 }
 
 /// Refund prorating.
@@ -903,4 +971,207 @@ pub enum StopEvent {
 
 fn default_stop_on() -> Vec<StopEvent> {
     vec![StopEvent::Death]
+}
+
+/// The entries of a `{ family = "...", ... }` table: numbers keep their spans (serde's
+/// internally tagged enums would buffer them and lose where they are written).
+struct FamilyTable {
+    family: String,
+    nums: Vec<(String, Num)>,
+    lists: Vec<(String, Vec<Num>)>,
+    uncured: Option<Box<TimeToEvent>>,
+}
+
+impl FamilyTable {
+    fn read<'de, A: serde::de::MapAccess<'de>>(mut map: A) -> Result<FamilyTable, A::Error> {
+        let mut t = FamilyTable {
+            family: String::new(),
+            nums: Vec::new(),
+            lists: Vec::new(),
+            uncured: None,
+        };
+        let mut family = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "family" => family = Some(map.next_value::<String>()?),
+                "uncured" => t.uncured = Some(Box::new(map.next_value()?)),
+                "cuts" | "rates" => {
+                    let v = map.next_value()?;
+                    t.lists.push((key, v));
+                }
+                _ => {
+                    let v = map.next_value()?;
+                    t.nums.push((key, v));
+                }
+            }
+        }
+        t.family = family.ok_or_else(|| serde::de::Error::missing_field("family"))?;
+        Ok(t)
+    }
+
+    /// Checks that only `fields` are given (besides `family`).
+    fn only<E: serde::de::Error>(&self, fields: &'static [&'static str]) -> Result<(), E> {
+        let given = self
+            .nums
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .chain(self.lists.iter().map(|(k, _)| k.as_str()))
+            .chain(self.uncured.iter().map(|_| "uncured"));
+        for k in given {
+            if !fields.contains(&k) {
+                return Err(E::unknown_field(k, fields));
+            }
+        }
+        Ok(())
+    }
+
+    fn num<E: serde::de::Error>(&mut self, name: &'static str) -> Result<Num, E> {
+        match self.nums.iter().position(|(k, _)| k == name) {
+            Some(i) => Ok(self.nums.remove(i).1),
+            None => Err(E::missing_field(name)),
+        }
+    }
+
+    fn list<E: serde::de::Error>(&mut self, name: &'static str) -> Result<Vec<Num>, E> {
+        match self.lists.iter().position(|(k, _)| k == name) {
+            Some(i) => Ok(self.lists.remove(i).1),
+            None => Err(E::missing_field(name)),
+        }
+    }
+}
+
+const TIME_FAMILIES: &[&str] = &[
+    "exponential",
+    "weibull",
+    "gompertz",
+    "lognormal",
+    "loglogistic",
+    "gamma",
+    "piecewise_exponential",
+    "mixture_cure",
+];
+
+impl<'de> Deserialize<'de> for TimeToEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TimeToEvent;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a time-to-event distribution { family = \"weibull\", shape = .., scale = .. }",
+                )
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<TimeToEvent, A::Error> {
+                let mut t = FamilyTable::read(map)?;
+                Ok(match t.family.as_str() {
+                    "exponential" => {
+                        t.only(&["rate"])?;
+                        TimeToEvent::Exponential {
+                            rate: t.num("rate")?,
+                        }
+                    }
+                    "weibull" => {
+                        t.only(&["shape", "scale"])?;
+                        TimeToEvent::Weibull {
+                            shape: t.num("shape")?,
+                            scale: t.num("scale")?,
+                        }
+                    }
+                    "gompertz" => {
+                        t.only(&["shape", "rate"])?;
+                        TimeToEvent::Gompertz {
+                            shape: t.num("shape")?,
+                            rate: t.num("rate")?,
+                        }
+                    }
+                    "lognormal" => {
+                        t.only(&["meanlog", "sdlog"])?;
+                        TimeToEvent::Lognormal {
+                            meanlog: t.num("meanlog")?,
+                            sdlog: t.num("sdlog")?,
+                        }
+                    }
+                    "loglogistic" => {
+                        t.only(&["shape", "scale"])?;
+                        TimeToEvent::Loglogistic {
+                            shape: t.num("shape")?,
+                            scale: t.num("scale")?,
+                        }
+                    }
+                    "gamma" => {
+                        t.only(&["shape", "rate"])?;
+                        TimeToEvent::Gamma {
+                            shape: t.num("shape")?,
+                            rate: t.num("rate")?,
+                        }
+                    }
+                    "piecewise_exponential" => {
+                        t.only(&["cuts", "rates"])?;
+                        TimeToEvent::PiecewiseExponential {
+                            cuts: t.list("cuts")?,
+                            rates: t.list("rates")?,
+                        }
+                    }
+                    "mixture_cure" => {
+                        t.only(&["cure_fraction", "uncured"])?;
+                        TimeToEvent::MixtureCure {
+                            cure_fraction: t.num("cure_fraction")?,
+                            uncured: t
+                                .uncured
+                                .take()
+                                .ok_or_else(|| serde::de::Error::missing_field("uncured"))?,
+                        }
+                    }
+                    other => return Err(serde::de::Error::unknown_variant(other, TIME_FAMILIES)),
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for AgeDistribution {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AgeDistribution;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an age distribution { family = \"normal\", mean = .., sd = .., min = .., max = .. }")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<AgeDistribution, A::Error> {
+                let mut t = FamilyTable::read(map)?;
+                Ok(match t.family.as_str() {
+                    "normal" => {
+                        t.only(&["mean", "sd", "min", "max"])?;
+                        AgeDistribution::Normal {
+                            mean: t.num("mean")?,
+                            sd: t.num("sd")?,
+                            min: t.num("min")?,
+                            max: t.num("max")?,
+                        }
+                    }
+                    "uniform" => {
+                        t.only(&["min", "max"])?;
+                        AgeDistribution::Uniform {
+                            min: t.num("min")?,
+                            max: t.num("max")?,
+                        }
+                    }
+                    other => {
+                        return Err(serde::de::Error::unknown_variant(
+                            other,
+                            &["normal", "uniform"],
+                        ))
+                    }
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
