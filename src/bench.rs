@@ -157,6 +157,34 @@ pub struct BenchReport {
     pub trajectories_over_floor_1_thread: f64,
     /// Statistics-alone time over floor time, one thread.
     pub statistics_over_floor_1_thread: f64,
+    /// Per-draw overhead of a PSA on one thread, in microseconds: the time a draw takes
+    /// besides simulating its patients (drawing its parameters, compiling and checking its
+    /// model, its accumulators and summary tables), from [`PSA_BENCH_DRAWS`] draws of one
+    /// patient each.
+    pub psa_draw_overhead_us: f64,
+}
+
+/// Draws timed for the PSA per-draw overhead.
+pub const PSA_BENCH_DRAWS: u32 = 400;
+
+/// Seconds for a PSA of `draws` draws of one patient each on the current pool: the plan
+/// (every draw's model compiled and checked), the draws' execution and their assembly into
+/// the PSA tables (not the files).
+fn psa_seconds(reference: &ReferenceModel, draws: u32) -> Result<f64, String> {
+    let setup = crate::model::Setup::new(&reference.source()).map_err(|e| e.to_string())?;
+    let cancel = AtomicBool::new(false);
+    let started = std::time::Instant::now();
+    let adjust = crate::plan::Adjust {
+        seed: None,
+        patients: Some(1),
+    };
+    let plan = crate::plan::Plan::new(setup, adjust, draws, false).map_err(|e| e.to_string())?;
+    let parts = plan
+        .execute(&plan.all_work(), &|_| {}, &cancel)
+        .map_err(|e| e.to_string())?;
+    let outcome = plan.assemble(parts).map_err(|e| e.to_string())?;
+    std::hint::black_box(outcome);
+    Ok(started.elapsed().as_secs_f64())
 }
 
 /// The random numbers each patient of a model consumed: the stream identifiers (the same
@@ -343,7 +371,11 @@ pub fn bench_model(
     all.install(|| values.statistics_only(&model));
     engine_run(&all);
     let mut best = [f64::INFINITY; 8];
+    let mut psa = f64::INFINITY;
     for _ in 0..options.repeats.max(1) {
+        // Without the base case and with one patient per draw: what a draw costs besides
+        // its patients (the base case's patient is negligible beside 400 draws).
+        psa = psa.min(one.install(|| psa_seconds(reference, PSA_BENCH_DRAWS))?);
         let t = [
             time(|| one.install(|| random.replay())),
             time(|| all.install(|| random.replay())),
@@ -376,6 +408,7 @@ pub fn bench_model(
         trajectories_over_floor_1_thread: trajectories.seconds_1_thread / floor.seconds_1_thread,
         statistics_over_floor_1_thread: statistics.seconds_1_thread / floor.seconds_1_thread,
         metrics_per_patient: values.shift.len(),
+        psa_draw_overhead_us: psa / PSA_BENCH_DRAWS as f64 * 1e6,
         floor,
         trajectories,
         statistics,
@@ -430,6 +463,11 @@ pub fn render(r: &BenchReport) -> String {
         "  metric statistics alone / floor: {:.2}x (moments and quantile sketches of {} metrics per patient,\n  \
          the summary.csv columns, fed one block of recorded values: no sampling, no accounting)\n",
         r.statistics_over_floor_1_thread, r.metrics_per_patient
+    ));
+    s.push_str(&format!(
+        "  PSA: {:.0} µs per draw besides its patients on 1 thread (parameters drawn, model compiled\n  \
+         and checked, accumulators and summary; {PSA_BENCH_DRAWS} draws of one patient)\n",
+        r.psa_draw_overhead_us
     ));
     s
 }

@@ -48,6 +48,10 @@ pub struct PlannedRun {
     pub model: Option<Model>,
 }
 
+/// Up to this many PSA draws, each draw's compiled model is kept between checking and
+/// running it.
+pub const KEEP_DRAW_MODELS: u32 = 10_000;
+
 /// Command-line overrides applied to every model of a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Adjust {
@@ -155,18 +159,23 @@ impl Plan {
             values: params.base_values(),
             model: Some(base),
         }];
+        // A draw's model is kept for the run when there are few draws (a model is a few
+        // kilobytes; its life table is shared); with many it is compiled again when it runs,
+        // so memory stays flat.
+        let keep = draws <= KEEP_DRAW_MODELS;
         let checked: Result<Vec<PlannedRun>, PsaError> = (1..=draws as u64)
             .into_par_iter()
             .map(|d| {
                 let values = params.draw(seed, d);
-                setup
+                let mut model = setup
                     .model(&values, &[])
                     .map_err(|e| PsaError::InvalidDraw(d, e))?;
+                adjust.apply(&mut model);
                 Ok(PlannedRun {
                     kind: RunKind::Draw(d),
                     stream_draw: d,
                     values,
-                    model: None,
+                    model: keep.then_some(model),
                 })
             })
             .collect();
