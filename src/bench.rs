@@ -42,8 +42,10 @@ pub struct ReferenceModel {
 }
 
 /// The reference models: (a) 3-state response/failure/death with life-table mortality and 5
-/// contracts; (b) 6-state semi-Markov with Weibull transitions and competing risks.
-pub const REFERENCE_MODELS: [ReferenceModel; 2] = [
+/// contracts; (b) 6-state semi-Markov with Weibull transitions and competing risks; (c)
+/// hesim's reversible illness-death model (Weibull fits with a strategy effect, named
+/// parameters, cost categories, no background mortality), to compare with hesim.
+pub const REFERENCE_MODELS: [ReferenceModel; 3] = [
     ReferenceModel {
         key: "a",
         file: "a-three-state.toml",
@@ -53,6 +55,11 @@ pub const REFERENCE_MODELS: [ReferenceModel; 2] = [
         key: "b",
         file: "b-six-state.toml",
         text: include_str!("../scenarios/bench/b-six-state.toml"),
+    },
+    ReferenceModel {
+        key: "c",
+        file: "c-hesim-illness-death.toml",
+        text: include_str!("../scenarios/bench/c-hesim-illness-death.toml"),
     },
 ];
 

@@ -26,7 +26,10 @@ fn reference_models_load_from_the_binary_and_match_the_shipped_files() {
     assert_eq!(a.arms[0].states.len(), 3);
     let b = ReferenceModel::find("b").unwrap().model(1).unwrap();
     assert_eq!(b.arms[0].states.len(), 6);
-    assert!(ReferenceModel::find("c").is_none());
+    let c = ReferenceModel::find("c").unwrap().model(1).unwrap();
+    assert_eq!((c.arms.len(), c.arms[0].states.len()), (2, 3));
+    assert!(!c.arms[0].background && c.population.life_table.is_none());
+    assert!(ReferenceModel::find("d").is_none());
 }
 
 /// The recorded counts are the numbers of draws the sampler must make: three for the

@@ -11,8 +11,8 @@ use std::path::Path;
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Reference model: `a` (3-state, life table, 5 contracts), `b` (6-state semi-Markov,
-    /// Weibull) or `all`.
-    #[arg(long, default_value = "all", value_parser = ["a", "b", "all"])]
+    /// Weibull), `c` (hesim's illness-death model) or `all`.
+    #[arg(long, default_value = "all", value_parser = ["a", "b", "c", "all"])]
     pub model: String,
     /// Patients per timed run.
     #[arg(long, default_value_t = 200_000)]
