@@ -206,6 +206,9 @@ pub fn psd_factor(a: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, String> {
     Ok(l)
 }
 
+/// Why a linear predictor is refused where one number per run is needed.
+pub const LINEAR_NOT_HERE: &str = "a linear predictor over patient characteristics is allowed only in a transition's distribution parameters, a state's cost, utility or entry cost, and an initial probability; here one number per run is needed";
+
 /// Parses the distribution table at `span` of the text (as written in place).
 fn spec_at(source: &Source, span: &Range<usize>) -> Result<DistSpec, String> {
     #[derive(serde::Deserialize)]
@@ -303,6 +306,10 @@ impl Builder<'_> {
             let (role, base, low, high) = match &value.kind {
                 NumKind::Value(x) => (Role::Fixed, *x, f64::NAN, f64::NAN),
                 NumKind::Expr(_) => (Role::Fixed, f64::NAN, f64::NAN, f64::NAN),
+                NumKind::Linear(_) => {
+                    self.error(&field, "a parameter is one number per run: write the linear predictor where the number is used (a transition parameter, a state's cost, utility or entry cost, an initial probability), with this parameter as a coefficient");
+                    continue;
+                }
                 NumKind::Dist(spec) => match spec.compile() {
                     Ok(dist) => {
                         let (b, l, h) = base_low_high(spec, &dist);
@@ -979,6 +986,10 @@ impl Parameters {
                     message: "a distribution here is not a parameter of this scenario (internal error: please report it)".into(),
                 }),
             NumKind::Expr(text) => Ok(self.expression(n, text)?.eval(values)),
+            NumKind::Linear(_) => Err(NumError {
+                offset: n.span.start,
+                message: LINEAR_NOT_HERE.into(),
+            }),
         }
     }
 
@@ -1024,6 +1035,13 @@ impl Parameters {
                 .expression(n, text)
                 .map(|e| e.variables().into_iter().map(|v| v as usize).collect())
                 .unwrap_or_default(),
+            NumKind::Linear(l) => {
+                let mut v = self.sources_of(&l.intercept);
+                for (_, c) in &l.coefficients {
+                    v.extend(self.sources_of(c));
+                }
+                v
+            }
         }
     }
 }

@@ -62,6 +62,25 @@ pub enum NumKind {
     Expr(String),
     /// An in-place distribution: an anonymous uncertain parameter of this one place.
     Dist(Box<DistSpec>),
+    /// A linear predictor over patient characteristics (a per-patient number, allowed only
+    /// where the scenario says so: transition parameters, state costs, utilities, entry
+    /// costs and initial distributions).
+    Linear(Box<LinearSpec>),
+}
+
+/// A linear predictor as written: `{ link = "log", intercept = "b0", coefficients = { age =
+/// "b_age", "genotype:b0_b0" = 0.3 } }`. The number is `inverse_link(intercept + sum of
+/// coefficient x term)` for each patient; a term is a characteristic, a level of a categorical
+/// one (`genotype:b0_b0`, or R's `genotypeb0_b0`), or a product of those joined by `:`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinearSpec {
+    /// The link as written (`log`, `identity`, `logit`, `mlogit`), if given; each place has
+    /// its default (flexsurv's scale for a distribution's parameter).
+    pub link: Option<String>,
+    /// Intercept (a number, expression or distribution); 0 if not written.
+    pub intercept: Num,
+    /// (term, coefficient), in the order written.
+    pub coefficients: Vec<(String, Num)>,
 }
 
 /// A number of a scenario and where it is written.
@@ -115,7 +134,7 @@ fn dist_from_entries<E: de::Error>(entries: Vec<(String, Num)>) -> Result<DistSp
                     "`{k}` = \"{s}\": the numbers of a distribution must be written as numbers"
                 )))
             }
-            NumKind::Dist(_) => {
+            NumKind::Dist(_) | NumKind::Linear(_) => {
                 return Err(E::custom(format!(
                     "`{k}`: a distribution cannot be nested in a distribution"
                 )))
@@ -126,14 +145,170 @@ fn dist_from_entries<E: de::Error>(entries: Vec<(String, Num)>) -> Result<DistSp
     serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| E::custom(e.to_string()))
 }
 
-/// Reads the entries of a table as (key, number).
-fn entries<'de, A: MapAccess<'de>>(mut map: A) -> Result<Vec<(String, Num)>, A::Error> {
+/// A value inside a table written in place of a number: a number, or a table (a linear
+/// predictor's `coefficients`, a distribution of its `intercept`, a cost category's table).
+enum Entry {
+    Num(Num),
+    Table(Vec<(String, Entry)>, Range<usize>),
+}
+
+enum EntryKind {
+    Num(NumKind),
+    Table(Vec<(String, Entry)>),
+}
+
+struct EntryVisitor;
+
+impl<'de> Visitor<'de> for EntryVisitor {
+    type Value = EntryKind;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a number, a string, or a table of numbers")
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<EntryKind, E> {
+        Ok(EntryKind::Num(NumKind::Value(v)))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<EntryKind, E> {
+        Ok(EntryKind::Num(NumKind::Value(v as f64)))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<EntryKind, E> {
+        Ok(EntryKind::Num(NumKind::Value(v as f64)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<EntryKind, E> {
+        Ok(EntryKind::Num(NumKind::Expr(v.to_string())))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<EntryKind, A::Error> {
+        Ok(EntryKind::Table(table_entries(map)?))
+    }
+}
+
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct K(EntryKind);
+        impl<'de> Deserialize<'de> for K {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any(EntryVisitor).map(K)
+            }
+        }
+        let s = toml::Spanned::<K>::deserialize(d)?;
+        let span = s.span();
+        Ok(match s.into_inner().0 {
+            EntryKind::Num(kind) => Entry::Num(Num { span, kind }),
+            EntryKind::Table(t) => Entry::Table(t, span),
+        })
+    }
+}
+
+/// Reads the entries of a table written in place of a number.
+fn table_entries<'de, A: MapAccess<'de>>(mut map: A) -> Result<Vec<(String, Entry)>, A::Error> {
     let mut v = Vec::new();
     while let Some(k) = map.next_key::<String>()? {
-        let n: Num = map.next_value()?;
-        v.push((k, n));
+        let e: Entry = map.next_value()?;
+        v.push((k, e));
     }
     Ok(v)
+}
+
+/// The keys that make a table a linear predictor.
+pub const LINEAR_KEYS: [&str; 3] = ["link", "intercept", "coefficients"];
+
+/// Whether a table's keys make it a distribution or a linear predictor.
+fn is_number_table(e: &[(String, Entry)]) -> bool {
+    e.iter()
+        .any(|(k, _)| k == "dist" || LINEAR_KEYS.contains(&k.as_str()))
+}
+
+/// A table written in place of a number: a distribution (a `dist` key), a linear predictor
+/// (`link`, `intercept`, `coefficients`), or None (neither).
+fn kind_from_table<E: de::Error>(e: Vec<(String, Entry)>) -> Result<Option<NumKind>, E> {
+    if e.iter().any(|(k, _)| k == "dist") {
+        let mut flat = Vec::new();
+        for (k, v) in e {
+            match v {
+                Entry::Num(n) => flat.push((k, n)),
+                Entry::Table(..) => {
+                    return Err(E::custom(format!(
+                        "`{k}`: a distribution cannot be nested in a distribution"
+                    )))
+                }
+            }
+        }
+        return Ok(Some(NumKind::Dist(Box::new(dist_from_entries(flat)?))));
+    }
+    if !is_number_table(&e) {
+        return Ok(None);
+    }
+    linear_from_entries(e).map(|l| Some(NumKind::Linear(Box::new(l))))
+}
+
+/// A value of a table as a number (`what` names it in messages).
+fn entry_to_num<E: de::Error>(what: &str, v: Entry) -> Result<Num, E> {
+    match v {
+        Entry::Num(n) => Ok(n),
+        Entry::Table(t, span) => match kind_from_table::<E>(t)? {
+            Some(kind) => Ok(Num { span, kind }),
+            None => Err(E::custom(format!("{what}: {EXPECTING}"))),
+        },
+    }
+}
+
+/// A number that is not itself a linear predictor (an intercept or coefficient).
+fn plain_entry<E: de::Error>(what: &str, v: Entry) -> Result<Num, E> {
+    let n = entry_to_num::<E>(what, v)?;
+    if matches!(n.kind, NumKind::Linear(_)) {
+        return Err(E::custom(format!(
+            "{what}: a number, a parameter name or expression, or a distribution (not a linear predictor)"
+        )));
+    }
+    Ok(n)
+}
+
+/// Builds a [`LinearSpec`] from the entries of a table.
+fn linear_from_entries<E: de::Error>(e: Vec<(String, Entry)>) -> Result<LinearSpec, E> {
+    let mut spec = LinearSpec {
+        link: None,
+        intercept: Num::value(0.0),
+        coefficients: Vec::new(),
+    };
+    for (k, v) in e {
+        match (k.as_str(), v) {
+            (
+                "link",
+                Entry::Num(Num {
+                    kind: NumKind::Expr(s),
+                    ..
+                }),
+            ) => spec.link = Some(s),
+            ("link", _) => {
+                return Err(E::custom(
+                    "`link` is a name in quotes: \"log\", \"identity\", \"logit\" or \"mlogit\"",
+                ))
+            }
+            ("intercept", v) => spec.intercept = plain_entry("`intercept`", v)?,
+            ("coefficients", Entry::Table(t, _)) => {
+                for (term, n) in t {
+                    let n = plain_entry(&format!("coefficient `{term}`"), n)?;
+                    spec.coefficients.push((term, n));
+                }
+            }
+            ("coefficients", Entry::Num(_)) => {
+                return Err(E::custom(
+                    "`coefficients` is a table of terms, e.g. { age = \"b_age\", \"genotype:b0_b0\" = 0.3 }",
+                ))
+            }
+            (other, _) => {
+                return Err(E::custom(format!(
+                    "`{other}` is not a field of a linear predictor: link, intercept, coefficients"
+                )))
+            }
+        }
+    }
+    Ok(spec)
 }
 
 const EXPECTING: &str = "a number, a parameter name or expression in quotes (e.g. \"c_drug * 2\"), or a distribution { dist = \"beta\", mean = .., se = .. }";
@@ -164,13 +339,11 @@ impl<'de> Visitor<'de> for KindVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<NumKind, A::Error> {
-        let e = entries(map)?;
-        if !e.iter().any(|(k, _)| k == "dist") {
-            return Err(de::Error::custom(
-                "a table in place of a number must be a distribution with a `dist` key, e.g. { dist = \"beta\", mean = 0.8, se = 0.05 }",
-            ));
-        }
-        Ok(NumKind::Dist(Box::new(dist_from_entries(e)?)))
+        kind_from_table(table_entries(map)?)?.ok_or_else(|| {
+            de::Error::custom(
+                "a table in place of a number must be a distribution with a `dist` key, e.g. { dist = \"beta\", mean = 0.8, se = 0.05 }, or a linear predictor { link = .., intercept = .., coefficients = { .. } }",
+            )
+        })
     }
 }
 
@@ -196,6 +369,21 @@ impl Serialize for NumKind {
             NumKind::Value(x) => s.serialize_f64(*x),
             NumKind::Expr(e) => s.serialize_str(e),
             NumKind::Dist(d) => d.serialize(s),
+            NumKind::Linear(l) => {
+                use serde::ser::SerializeMap;
+                let mut m = s.serialize_map(None)?;
+                if let Some(link) = &l.link {
+                    m.serialize_entry("link", link)?;
+                }
+                m.serialize_entry("intercept", &l.intercept)?;
+                let terms: serde_json::Map<String, serde_json::Value> = l
+                    .coefficients
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
+                    .collect();
+                m.serialize_entry("coefficients", &terms)?;
+                m.end()
+            }
         }
     }
 }
@@ -214,11 +402,23 @@ impl JsonSchema for Num {
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let dist = generator.subschema_for::<DistSpec>();
         json_schema!({
-            "description": "A number, a parameter name or expression over [parameters] in quotes (\"c_drug + c_med\"), or an in-place distribution { dist = ... }.",
+            "description": "A number, a parameter name or expression over [parameters] in quotes (\"c_drug + c_med\"), an in-place distribution { dist = ... }, or (in transition parameters, state costs, utilities, entry costs and initial probabilities) a linear predictor over patient characteristics { link = .., intercept = .., coefficients = { age = .., \"genotype:b0_b0\" = .. } }.",
             "anyOf": [
                 { "type": "number" },
                 { "type": "string" },
-                dist
+                dist,
+                {
+                    "type": "object",
+                    "properties": {
+                        "link": { "enum": ["identity", "log", "logit", "mlogit"] },
+                        "intercept": { "anyOf": [{ "type": "number" }, { "type": "string" }, { "type": "object" }] },
+                        "coefficients": {
+                            "type": "object",
+                            "additionalProperties": { "anyOf": [{ "type": "number" }, { "type": "string" }, { "type": "object" }] }
+                        }
+                    },
+                    "additionalProperties": false
+                }
             ]
         })
     }
@@ -314,12 +514,16 @@ impl<'de> Visitor<'de> for CostVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<CostKind, A::Error> {
-        let e = entries(map)?;
-        if e.iter().any(|(k, _)| k == "dist") {
-            return Ok(CostKind::Single(NumKind::Dist(Box::new(
-                dist_from_entries(e)?,
-            ))));
+        let e = table_entries(map)?;
+        if is_number_table(&e) {
+            return Ok(CostKind::Single(
+                kind_from_table(e)?.expect("a number table is a number"),
+            ));
         }
+        let e: Vec<(String, Num)> = e
+            .into_iter()
+            .map(|(k, v)| entry_to_num(&format!("cost category `{k}`"), v).map(|n| (k, n)))
+            .collect::<Result<_, _>>()?;
         if e.is_empty() {
             return Err(de::Error::custom(
                 "an empty table: give a cost, or categories such as { drug = 5000, medical = 1200 }",
