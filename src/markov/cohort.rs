@@ -98,6 +98,9 @@ struct Stratum {
 
 fn strata(model: &Model, d: &DiscreteArm) -> Result<Vec<Stratum>, String> {
     let pop = &model.population;
+    if !pop.characteristics.is_empty() {
+        return Err("the population has characteristics beyond sex and age (or a patient table): the exact cohort calculation covers a fixed age and the share female only".into());
+    }
     let needs_age = d.age_dependent || d.background;
     let age = match pop.age {
         AgeModel::Fixed(a) => a,

@@ -5,6 +5,8 @@
 //! read only this type.
 
 pub mod build;
+pub mod characteristics;
+pub mod effects;
 pub mod family;
 pub mod lifetable;
 pub mod population;
@@ -156,6 +158,8 @@ pub struct PopulationModel {
     pub max_age: f64,
     /// Background mortality (none: no arm has any).
     pub life_table: Option<std::sync::Arc<LifeTable>>,
+    /// Characteristics beyond sex and age, and the subgroups reported.
+    pub characteristics: characteristics::Characteristics,
 }
 
 /// The therapy's price and the costs around it.
@@ -195,6 +199,9 @@ pub struct ArmModel {
     /// A discrete-time (cycle-based) Markov arm: its cycles, transition rows and counting
     /// (then `exits` is empty). None for a continuous-time arm.
     pub discrete: Option<crate::markov::DiscreteArm>,
+    /// Numbers that vary by patient (linear predictors over characteristics); none: the
+    /// arm is the same for everyone.
+    pub effects: Option<Box<effects::ArmEffects>>,
 }
 
 /// A state's costs and utility.

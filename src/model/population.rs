@@ -1,5 +1,6 @@
 //! Patient characteristics: sex and age at treatment, and the background death time.
 
+use super::characteristics::{AGE, FEMALE, SEX};
 use super::lifetable::Sex;
 use super::special::{norm_cdf, norm_quantile};
 use super::PopulationModel;
@@ -88,15 +89,48 @@ pub struct Patient {
 }
 
 impl PopulationModel {
-    /// Draws a patient from the population stream: sex, age, background death (3 draws).
-    pub fn sample(&self, rng: &mut PatientRng) -> Patient {
-        let sex = if uniform_open(rng) < self.share_female {
+    /// The youngest and oldest ages at treatment (a patient table's, when it gives them).
+    pub fn ages(&self) -> (f64, f64) {
+        match self
+            .characteristics
+            .table
+            .as_ref()
+            .and_then(|t| t.age_range())
+        {
+            Some(r) => r,
+            None => (self.age.min(), self.age.max()),
+        }
+    }
+
+    /// Draws patient `index` from the population stream: sex, age, background death (3
+    /// draws), then its further characteristics into `x` (the covariate vector, see
+    /// [`crate::model::characteristics`]).
+    pub fn sample(&self, index: u64, rng: &mut PatientRng, x: &mut Vec<f64>) -> Patient {
+        let mut sex = if uniform_open(rng) < self.share_female {
             Sex::Female
         } else {
             Sex::Male
         };
-        let age = self.age.from_uniform(uniform_open(rng));
+        let mut age = self.age.from_uniform(uniform_open(rng));
         let e = exp1(rng);
+        let c = &self.characteristics;
+        x.resize(c.names.len(), 0.0);
+        x[AGE] = age;
+        x[FEMALE] = (sex == Sex::Female) as u8 as f64;
+        x[SEX] = 1.0 - x[FEMALE];
+        if !c.is_empty() {
+            let age_z = match self.age {
+                AgeModel::Normal { mean, sd, .. } => (age - mean) / sd,
+                _ => f64::NAN,
+            };
+            c.draw(index, age_z, rng, x);
+            age = x[AGE];
+            sex = if x[FEMALE] == 1.0 {
+                Sex::Female
+            } else {
+                Sex::Male
+            };
+        }
         let death_age = match &self.life_table {
             Some(t) => {
                 let table = t.for_sex(sex);

@@ -4,7 +4,7 @@
 //! `obasim schema` is derived from them. Semantic checks (probabilities sum to one, names
 //! exist, ...) happen when the scenario is compiled into a model (`crate::model::build`).
 
-pub use super::num::{Cost, CostKind, DistSpec, Num, NumKind};
+pub use super::num::{Cost, CostKind, DistSpec, LinearSpec, Num, NumKind};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -385,8 +385,10 @@ pub struct Population {
     /// Distribution of the age at treatment, truncated to [min, max].
     #[serde(default)]
     pub age_distribution: Option<AgeDistribution>,
-    /// Share of patients who are female, in [0, 1].
-    pub share_female: Num,
+    /// Share of patients who are female, in [0, 1] (required unless the patient table has
+    /// a `sex` or `female` column).
+    #[serde(default)]
+    pub share_female: Option<Num>,
     /// Age at which a patient still alive is taken to die (end of the life table). Default:
     /// one past the last age of the life table.
     #[serde(default)]
@@ -395,6 +397,126 @@ pub struct Population {
     /// `background_mortality = false`.
     #[serde(default)]
     pub life_table: Option<LifeTableSpec>,
+    /// Further patient characteristics (covariates), each drawn once per patient from its
+    /// distribution, in the order written.
+    #[serde(default)]
+    pub characteristics: Vec<Characteristic>,
+    /// Correlations between normal (or lognormal, on the log scale) characteristics and a
+    /// normal age at treatment: a multivariate normal.
+    #[serde(default)]
+    pub correlation: Option<Correlation>,
+    /// Patient profiles from a CSV file (as hesim's `patients` table): each patient is one
+    /// profile, sampled by weight or taken in turn.
+    #[serde(default)]
+    pub patients: Option<PatientTableSpec>,
+    /// Categorical characteristics (or `sex`) whose levels are reported apart as well as
+    /// overall: rows with a `subgroup` column in summary, incremental, prices and cash flow.
+    #[serde(default)]
+    pub subgroups: Vec<String>,
+}
+
+/// A patient characteristic: continuous (`family`), categorical (`levels` with `shares` or
+/// `shares_by_age`), or bands of another characteristic (`cut`).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Characteristic {
+    /// Name used in linear predictors and subgroups (letters, digits and _).
+    pub name: String,
+    /// Continuous distribution (as `age_distribution` names it): "normal" (mean, sd),
+    /// "lognormal" (meanlog, sdlog, or mean and sd), "gamma" (shape, rate, or mean and sd)
+    /// or "uniform" (min, max); truncated to [min, max] when given.
+    #[serde(default)]
+    pub family: Option<String>,
+    /// Mean (normal; lognormal and gamma by moments).
+    #[serde(default)]
+    pub mean: Option<Num>,
+    /// Standard deviation (normal; lognormal and gamma by moments).
+    #[serde(default)]
+    pub sd: Option<Num>,
+    /// Mean of the log (lognormal).
+    #[serde(default)]
+    pub meanlog: Option<Num>,
+    /// SD of the log (lognormal).
+    #[serde(default)]
+    pub sdlog: Option<Num>,
+    /// Shape (gamma).
+    #[serde(default)]
+    pub shape: Option<Num>,
+    /// Rate (gamma).
+    #[serde(default)]
+    pub rate: Option<Num>,
+    /// Lower bound (uniform; truncation otherwise).
+    #[serde(default)]
+    pub min: Option<Num>,
+    /// Upper bound (uniform; truncation otherwise).
+    #[serde(default)]
+    pub max: Option<Num>,
+    /// Levels of a categorical characteristic, in order (the first is the reference level
+    /// of a fit with treatment contrasts).
+    #[serde(default)]
+    pub levels: Vec<String>,
+    /// Share of each level (sums to 1).
+    #[serde(default)]
+    pub shares: Vec<Num>,
+    /// Shares of each level by band of age at treatment.
+    #[serde(default)]
+    pub shares_by_age: Option<SharesByAge>,
+    /// Bands of this characteristic (`age` or a continuous one): `levels` named by
+    /// `breaks` (level k for values in [breaks[k-1], breaks[k])).
+    #[serde(default)]
+    pub cut: Option<String>,
+    /// Break points of `cut`, strictly increasing (one fewer than the levels).
+    #[serde(default)]
+    pub breaks: Vec<Num>,
+}
+
+/// Shares of a categorical characteristic's levels by band of age at treatment.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SharesByAge {
+    /// Ages where a new band starts, strictly increasing: band k covers ages in
+    /// [ages[k-1], ages[k]) (the first from any age, the last to any age).
+    pub ages: Vec<Num>,
+    /// One row of shares per band (one more row than `ages`), each over the levels.
+    pub shares: Vec<Vec<Num>>,
+}
+
+/// A multivariate normal over characteristics (and age at treatment).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Correlation {
+    /// Normal or lognormal characteristics, and `age` when the age distribution is normal.
+    pub names: Vec<String>,
+    /// Correlation matrix (symmetric, ones on the diagonal, positive semi-definite).
+    pub matrix: Vec<Vec<f64>>,
+}
+
+/// A table of patient profiles.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatientTableSpec {
+    /// CSV file, relative to the scenario file: one row per profile; columns `age`, `sex`
+    /// (female/male) or `female` (1/0), and any characteristics (numbers: continuous; text:
+    /// categorical).
+    pub file: String,
+    /// "weighted": each patient a profile drawn with replacement by weight (default);
+    /// "each": patient i takes profile i mod rows, in the order listed.
+    #[serde(default)]
+    pub sampling: PatientSampling,
+    /// Column of sampling weights (none: equal weights).
+    #[serde(default)]
+    pub weight_column: Option<String>,
+}
+
+/// How patients take profiles from a patient table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PatientSampling {
+    /// With replacement, with probability proportional to the weight.
+    #[default]
+    Weighted,
+    /// Each profile in turn: patient i takes profile i mod rows.
+    Each,
 }
 
 /// Distribution of age at treatment.
