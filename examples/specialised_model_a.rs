@@ -58,11 +58,13 @@ fn specialised(model: &Model) -> Sums {
         sum: [0.0; COMPARED],
         squares: [0.0; COMPARED],
     };
+    let mut covariates = Vec::new();
     for i in 0..model.sim.patients {
         let streams = PatientStreams::new(model.sim.seed, 0, i);
-        let patient = model
-            .population
-            .sample(&mut streams.stream(STREAM_POPULATION));
+        let patient =
+            model
+                .population
+                .sample(i, &mut streams.stream(STREAM_POPULATION), &mut covariates);
         let background = patient.background_death;
 
         // Therapy arm: response -> failure -> death, background death from every state.

@@ -103,6 +103,11 @@ pub struct PatientRecord {
     pub index: u64,
     /// Sex, age and background death time.
     pub patient: Patient,
+    /// The patient's characteristics (see [`crate::model::characteristics`]).
+    pub covariates: Vec<f64>,
+    /// The arms as they are for this patient, for arms whose numbers vary by patient
+    /// (others are read from the model; see [`PatientRecord::arm`]).
+    pub arms: Vec<ArmModel>,
     /// One history per arm.
     pub histories: Vec<History>,
     /// When the patient leaves the payer (infinite if never).
@@ -121,6 +126,14 @@ pub struct PatientRecord {
 }
 
 impl PatientRecord {
+    /// Arm `a` as it is for this patient.
+    pub fn arm<'a>(&'a self, model: &'a Model, a: usize) -> &'a ArmModel {
+        match model.arms[a].effects {
+            Some(_) => &self.arms[a],
+            None => &model.arms[a],
+        }
+    }
+
     /// Empty buffers sized for `model`.
     pub fn new(model: &Model) -> Self {
         Self {
@@ -129,6 +142,12 @@ impl PatientRecord {
                 sex: crate::model::lifetable::Sex::Female,
                 age: 0.0,
                 background_death: 0.0,
+            },
+            covariates: Vec::with_capacity(model.population.characteristics.names.len()),
+            arms: if model.arms.iter().any(|a| a.effects.is_some()) {
+                model.arms.clone()
+            } else {
+                Vec::new()
             },
             histories: vec![History::new(); model.arms.len()],
             churn_time: f64::INFINITY,
@@ -148,9 +167,18 @@ impl PatientRecord {
         self.random_numbers.clear();
         let streams = PatientStreams::new(seed, draw, index);
         let mut rng = streams.stream(STREAM_POPULATION);
-        self.patient = model.population.sample(&mut rng);
+        self.patient = model
+            .population
+            .sample(index, &mut rng, &mut self.covariates);
         self.random_numbers.push((STREAM_POPULATION, rng.drawn()));
-        for (a, arm) in model.arms.iter().enumerate() {
+        for (a, template) in model.arms.iter().enumerate() {
+            let arm = match &template.effects {
+                Some(e) => {
+                    e.personalise(&self.covariates, &mut self.arms[a]);
+                    &self.arms[a]
+                }
+                None => template,
+            };
             let mut rng = streams.stream(STREAM_ARM0 + a as u64);
             simulate_arm(
                 arm,

@@ -1,7 +1,8 @@
 //! The arms: states with their costs (by category) and utilities, time-to-event
 //! transitions or a discrete-time table, and warnings for states no patient can enter.
 
-use super::{unknown_name, Checker, Names, INITIAL_SUM_TOLERANCE};
+use super::{unknown_name, Checker, Names, Place, INITIAL_SUM_TOLERANCE};
+use crate::model::effects::{ArmEffects, Predictor, Target};
 use crate::model::family::Family;
 use crate::model::{ArmModel, Exit, PopulationModel, SimSettings, StateModel};
 use crate::scenario::{Arm, Diagnostic, Scenario, TimeToEvent};
@@ -22,7 +23,12 @@ pub(super) struct Arms {
 struct Parts {
     /// (arm, state or None for the start cost, is an entry cost, category, value).
     rows: Vec<(usize, Option<usize>, bool, String, f64)>,
+    /// Covariate effects on costs: (arm, state, is an entry cost, category, predictor).
+    costs: Vec<(usize, usize, bool, Option<String>, Predictor)>,
 }
+
+/// Why numbers of a discrete-time arm cannot vary by patient.
+const DISCRETE_FIXED: &str = "covariate effects (linear predictors) are supported in continuous-time arms; a discrete-time (markov) arm's numbers are the same for every patient";
 
 /// The family of a transition, with its numbers for this run.
 fn family_of(ck: &mut Checker, f: &str, t: &TimeToEvent) -> Family {
@@ -85,9 +91,7 @@ pub(super) fn arms(
     if sc.arms.is_empty() {
         ck.error("arms", "at least one arm (the therapy arm) is required");
     }
-    let ages = population
-        .as_ref()
-        .map_or((0.0, 0.0), |p| (p.age.min(), p.age.max()));
+    let ages = population.as_ref().map_or((0.0, 0.0), |p| p.ages());
     for (ai, arm) in sc.arms.iter().enumerate() {
         let f = format!("arms[{ai}]");
         if !names.insert(&arm.name) {
@@ -100,7 +104,9 @@ pub(super) fn arms(
             out.arms.push(a);
         }
     }
+    let costs = std::mem::take(&mut parts.costs);
     number_categories(&mut out, parts);
+    cost_effects(&mut out, costs);
     out
 }
 
@@ -135,6 +141,29 @@ fn number_categories(out: &mut Arms, parts: Parts) {
     }
 }
 
+/// Adds the covariate effects on costs (their categories now numbered) to the arms.
+fn cost_effects(out: &mut Arms, costs: Vec<(usize, usize, bool, Option<String>, Predictor)>) {
+    for (a, state, entry, category, p) in costs {
+        let part = category.and_then(|k| out.categories.iter().position(|x| *x == k));
+        let Some(arm) = out.arms.get_mut(a) else {
+            continue;
+        };
+        let e = arm.effects.get_or_insert_with(Default::default);
+        let target = if entry {
+            if part.is_some() && !e.entry_totals.contains(&state) {
+                e.entry_totals.push(state);
+            }
+            Target::Entry { state, part }
+        } else {
+            if part.is_some() && !e.cost_totals.contains(&state) {
+                e.cost_totals.push(state);
+            }
+            Target::Cost { state, part }
+        };
+        e.effects.push((target, p));
+    }
+}
+
 /// One arm (None when it cannot be compiled at all).
 #[allow(clippy::too_many_arguments)]
 fn one_arm(
@@ -160,10 +189,12 @@ fn one_arm(
         return None;
     }
     let state_names = Names::new(arm.states.iter().map(|s| s.name.as_str()).collect());
-    let (states, initial) = states(ck, arm, ai, f, parts);
+    let mut effects = ArmEffects::default();
+    let (states, initial) = states(ck, arm, ai, f, parts, &mut effects);
     let cumulative = cumulative_initial(ck, f, &initial);
     let death = death_state(ck, arm, f, &state_names, &states, &initial);
-    let exits = transitions(ck, arm, f, &state_names, death);
+    refuse_death_effects(ck, arm, f, death, &effects);
+    let exits = transitions(ck, arm, f, &state_names, death, &mut effects);
     let background = match (&arm.markov, arm.background_mortality) {
         (Some(mk), None) => mk.background_mortality,
         (Some(_), Some(_)) => {
@@ -221,7 +252,26 @@ fn one_arm(
         start_parts: Vec::new(),
         background,
         discrete,
+        effects: (!effects.effects.is_empty()).then(|| Box::new(effects)),
     })
+}
+
+/// The death state accrues nothing and starts nobody, for any patient.
+fn refuse_death_effects(ck: &mut Checker, arm: &Arm, f: &str, death: usize, e: &ArmEffects) {
+    for (t, _) in &e.effects {
+        let field = match *t {
+            Target::Utility { state } if state == death => "utility",
+            Target::Initial { state } if state == death => "initial",
+            _ => continue,
+        };
+        ck.error(
+            &format!("{f}.states[{death}].{field}"),
+            format!(
+                "the death state `{}` has no {field}: it cannot vary by patient",
+                arm.death_state
+            ),
+        );
+    }
 }
 
 /// Cost categories are counted over continuous sojourns; a discrete-time arm counts costs by
@@ -247,13 +297,25 @@ fn refuse_categories(ck: &mut Checker, arm: &Arm, f: &str) {
     }
 }
 
-/// The states with their costs and utilities, and the initial distribution.
+/// Where the numbers of an arm's states stand (a discrete-time arm's cannot vary by
+/// patient).
+fn state_place(arm: &Arm, place: Place) -> Place {
+    if arm.markov.is_some() {
+        Place::Fixed(DISCRETE_FIXED)
+    } else {
+        place
+    }
+}
+
+/// The states with their costs and utilities, and the initial distribution; the numbers
+/// that vary by patient go into `effects` (costs into `parts`, by category).
 fn states(
     ck: &mut Checker,
     arm: &Arm,
     ai: usize,
     f: &str,
     parts: &mut Parts,
+    effects: &mut ArmEffects,
 ) -> (Vec<StateModel>, Vec<f64>) {
     let mut seen: HashSet<&str> = HashSet::new();
     let mut states = Vec::new();
@@ -266,19 +328,39 @@ fn states(
                 format!("state `{}` is defined twice", st.name),
             );
         }
+        ck.begin(state_place(arm, Place::Initial));
         let p = ck.num(&format!("{sf}.initial"), &st.initial);
-        ck.range(
-            &format!("{sf}.initial"),
-            p,
-            0.0,
-            1.0,
-            "a probability in [0, 1]",
+        for (_, _, pred) in ck.end() {
+            effects.mlogit_initial = true;
+            effects.effects.push((Target::Initial { state: si }, pred));
+        }
+        let (cost, cost_parts) = state_cost(
+            ck,
+            arm,
+            ai,
+            si,
+            &format!("{sf}.cost"),
+            &st.cost,
+            false,
+            parts,
         );
-        let (cost, cost_parts) = ck.cost(&format!("{sf}.cost"), &st.cost);
-        let (entry_cost, entry_parts) = ck.cost(&format!("{sf}.entry_cost"), &st.entry_cost);
+        let (entry_cost, entry_parts) = state_cost(
+            ck,
+            arm,
+            ai,
+            si,
+            &format!("{sf}.entry_cost"),
+            &st.entry_cost,
+            true,
+            parts,
+        );
         ck.finite(&format!("{sf}.cost"), cost);
         ck.finite(&format!("{sf}.entry_cost"), entry_cost);
+        ck.begin(state_place(arm, Place::Utility));
         let utility = ck.num(&format!("{sf}.utility"), &st.utility);
+        for (_, _, pred) in ck.end() {
+            effects.effects.push((Target::Utility { state: si }, pred));
+        }
         ck.range(
             &format!("{sf}.utility"),
             utility,
@@ -302,7 +384,74 @@ fn states(
             entry_parts: Vec::new(),
         });
     }
+    if effects.mlogit_initial {
+        mlogit_initial(ck, arm, f, effects, &mut initial);
+    } else {
+        for (si, p) in initial.iter().enumerate() {
+            ck.range(
+                &format!("{f}.states[{si}].initial"),
+                *p,
+                0.0,
+                1.0,
+                "a probability in [0, 1]",
+            );
+        }
+    }
     (states, initial)
+}
+
+/// A state's annual or entry cost, its parts by category, and its covariate effects (into
+/// `parts.costs`).
+#[allow(clippy::too_many_arguments)]
+fn state_cost(
+    ck: &mut Checker,
+    arm: &Arm,
+    ai: usize,
+    si: usize,
+    field: &str,
+    c: &crate::scenario::Cost,
+    entry: bool,
+    parts: &mut Parts,
+) -> (f64, Vec<(String, f64)>) {
+    ck.begin(state_place(arm, Place::Cost));
+    let v = ck.cost(field, c);
+    for (at, _, pred) in ck.end() {
+        let category = at
+            .strip_prefix(field)
+            .and_then(|k| k.strip_prefix('.'))
+            .map(str::to_string);
+        parts.costs.push((ai, si, entry, category, pred));
+    }
+    v
+}
+
+/// A multinomial-logit initial distribution: every starting state has a predictor (the
+/// reference one `intercept = 0`); the others start nobody. At covariates 0 the shares
+/// are `exp(intercept)` normalised.
+fn mlogit_initial(ck: &mut Checker, arm: &Arm, f: &str, effects: &ArmEffects, initial: &mut [f64]) {
+    let linear: Vec<usize> = effects
+        .effects
+        .iter()
+        .filter_map(|(t, _)| match t {
+            Target::Initial { state } => Some(*state),
+            _ => None,
+        })
+        .collect();
+    for (si, p) in initial.iter_mut().enumerate() {
+        if !linear.contains(&si) {
+            if *p != 0.0 {
+                ck.error(
+                    &format!("{f}.states[{si}].initial"),
+                    format!("arm `{}` has a multinomial-logit initial distribution, so every starting state's `initial` is an mlogit predictor (the reference state's is {{ link = \"mlogit\", intercept = 0 }}); state `{}` has a plain probability", arm.name, arm.states[si].name),
+                );
+            }
+            *p = 0.0;
+        }
+    }
+    let total: f64 = initial.iter().sum();
+    for p in initial.iter_mut() {
+        *p /= total;
+    }
 }
 
 /// The initial distribution as cumulative probabilities (checked to sum to 1; the last is
@@ -373,6 +522,7 @@ fn transitions(
     f: &str,
     names: &Names,
     death: usize,
+    effects: &mut ArmEffects,
 ) -> Vec<Vec<Exit>> {
     let mut exits: Vec<Vec<Exit>> = vec![Vec::new(); arm.states.len()];
     for (ti, tr) in arm.transitions.iter().enumerate() {
@@ -391,7 +541,12 @@ fn transitions(
                 unknown_name(&tr.to, "a state", "states", names),
             );
         }
+        ck.begin(Place::Family {
+            prefix: format!("{tf}.time"),
+            time: tr.time.clone(),
+        });
         let family = family_of(ck, &format!("{tf}.time"), &tr.time);
+        let varying = ck.end();
         if let Err(e) = family.validate() {
             ck.error(&format!("{tf}.time"), e);
         }
@@ -409,6 +564,17 @@ fn transitions(
                 "the death state is absorbing: no transition may leave it",
             );
         } else {
+            for (_, slot, pred) in varying {
+                let exit = exits[from].len();
+                effects.effects.push((
+                    Target::Family {
+                        state: from,
+                        exit,
+                        slot,
+                    },
+                    pred,
+                ));
+            }
             exits[from].push(Exit {
                 to,
                 family,

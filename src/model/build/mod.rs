@@ -9,13 +9,18 @@
 //! `arms` (states, transitions, costs) and `contracts` (outcomes, plans, contracts).
 
 mod arms;
+mod characteristics;
 mod contracts;
 mod settings;
 
+use super::characteristics::{read_table, Characteristics, RawTable};
+use super::effects::{Link, Predictor};
 use super::lifetable::LifeTable;
 use super::Model;
-use crate::params::{NumError, Parameters};
-use crate::scenario::{Cost, Diagnostic, Num, Scenario, ScenarioError, Source};
+use crate::params::{NumError, Parameters, LINEAR_NOT_HERE};
+use crate::scenario::{
+    Cost, Diagnostic, LinearSpec, Num, NumKind, Scenario, ScenarioError, Source, TimeToEvent,
+};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,44 +57,73 @@ impl Run<'_> {
 pub struct Data {
     /// Background mortality (none if no life table is given).
     pub life_table: Option<Arc<LifeTable>>,
+    /// The patient table as read (none if the scenario has none).
+    pub patients: Option<Arc<RawTable>>,
     /// SHA-256 of the data files (see [`data_digest`]).
     pub sha256: String,
     /// The files on disk (none for embedded scenarios).
     pub files: Vec<PathBuf>,
 }
 
+/// A data file's error, located at the file (no line: the message says where).
+fn file_error(shown: String, message: String) -> ScenarioError {
+    ScenarioError {
+        diagnostics: vec![Diagnostic {
+            file: shown,
+            line: None,
+            column: None,
+            field: String::new(),
+            message,
+        }],
+    }
+}
+
 impl Data {
     /// Reads and checks the data files of `sc`.
     pub fn load(source: &Source, sc: &Scenario) -> Result<Data, ScenarioError> {
-        let Some(lt) = &sc.population.life_table else {
-            return Ok(Data {
-                life_table: None,
-                sha256: data_digest(&[]),
-                files: Vec::new(),
-            });
+        let mut data = Data {
+            life_table: None,
+            patients: None,
+            sha256: String::new(),
+            files: Vec::new(),
         };
-        let (shown, text) = source.read_data(&lt.file).map_err(|e| ScenarioError {
-            diagnostics: vec![source.diagnostic("population.life_table.file", e)],
-        })?;
-        let columns = (
-            lt.age_column.as_str(),
-            lt.female_column.as_str(),
-            lt.male_column.as_str(),
-        );
-        let table = LifeTable::from_csv(&text, lt.measure, columns).map_err(|e| ScenarioError {
-            diagnostics: vec![Diagnostic {
-                file: shown,
-                line: None,
-                column: None,
-                field: String::new(),
-                message: format!("{e} (life table referenced by population.life_table.file)"),
-            }],
-        })?;
-        Ok(Data {
-            life_table: Some(Arc::new(table)),
-            sha256: data_digest(&[(&lt.file, &text)]),
-            files: source.data_path(&lt.file).into_iter().collect(),
-        })
+        let mut read: Vec<(String, String)> = Vec::new();
+        if let Some(lt) = &sc.population.life_table {
+            let (shown, text) = source.read_data(&lt.file).map_err(|e| ScenarioError {
+                diagnostics: vec![source.diagnostic("population.life_table.file", e)],
+            })?;
+            let columns = (
+                lt.age_column.as_str(),
+                lt.female_column.as_str(),
+                lt.male_column.as_str(),
+            );
+            let table = LifeTable::from_csv(&text, lt.measure, columns).map_err(|e| {
+                file_error(
+                    shown,
+                    format!("{e} (life table referenced by population.life_table.file)"),
+                )
+            })?;
+            data.life_table = Some(Arc::new(table));
+            data.files.extend(source.data_path(&lt.file));
+            read.push((lt.file.clone(), text));
+        }
+        if let Some(pt) = &sc.population.patients {
+            let (shown, text) = source.read_data(&pt.file).map_err(|e| ScenarioError {
+                diagnostics: vec![source.diagnostic("population.patients.file", e)],
+            })?;
+            let table = read_table(&text, pt.weight_column.as_deref()).map_err(|e| {
+                file_error(
+                    shown,
+                    format!("{e} (patient table referenced by population.patients.file)"),
+                )
+            })?;
+            data.patients = Some(Arc::new(table));
+            data.files.extend(source.data_path(&pt.file));
+            read.push((pt.file.clone(), text));
+        }
+        let files: Vec<(&str, &str)> = read.iter().map(|(f, t)| (f.as_str(), t.as_str())).collect();
+        data.sha256 = data_digest(&files);
+        Ok(data)
     }
 }
 
@@ -105,6 +139,34 @@ pub(crate) struct Checker<'a> {
     /// Only numbers that cannot be given a value are errors (other checks are skipped):
     /// for checking fields when some parameters are already known to be wrong.
     lenient: bool,
+    /// Where the numbers being read stand: whether a linear predictor may stand there.
+    pub(crate) place: Place,
+    /// Numbers read so far (see [`Checker::begin`]): a family's parameter slots.
+    slot: usize,
+    /// Linear predictors read since [`Checker::begin`]: (field, slot, predictor).
+    found: Vec<(String, usize, Predictor)>,
+    /// The population's characteristics (for the terms of linear predictors), once known.
+    pub(crate) covariates: Option<Characteristics>,
+}
+
+/// Where the numbers being read stand, for linear predictors over patient characteristics.
+#[derive(Clone, Debug)]
+pub(crate) enum Place {
+    /// Nowhere a number may vary by patient (the message says why).
+    Fixed(&'static str),
+    /// A transition's distribution (fields under `prefix`).
+    Family {
+        /// The field of the distribution (`arms[0].transitions[1].time`).
+        prefix: String,
+        /// The distribution as written.
+        time: TimeToEvent,
+    },
+    /// A state's annual or entry cost.
+    Cost,
+    /// A state's utility.
+    Utility,
+    /// A state's initial probability.
+    Initial,
 }
 
 impl<'a> Checker<'a> {
@@ -116,7 +178,26 @@ impl<'a> Checker<'a> {
             notes: HashMap::new(),
             failed: std::collections::HashSet::new(),
             lenient: false,
+            place: Place::Fixed(LINEAR_NOT_HERE),
+            slot: 0,
+            found: Vec::new(),
+            covariates: None,
         }
+    }
+
+    /// Starts reading numbers at `place`: slots count from 0 and linear predictors are
+    /// collected until [`Checker::end`].
+    pub(crate) fn begin(&mut self, place: Place) {
+        self.place = place;
+        self.slot = 0;
+        self.found.clear();
+    }
+
+    /// Ends a [`Checker::begin`]: the linear predictors read there, as (field, slot,
+    /// predictor).
+    pub(crate) fn end(&mut self) -> Vec<(String, usize, Predictor)> {
+        self.place = Place::Fixed(LINEAR_NOT_HERE);
+        std::mem::take(&mut self.found)
     }
 
     /// An error at `field` (with the parameters its number came from, if any).
@@ -132,7 +213,95 @@ impl<'a> Checker<'a> {
     }
 
     /// The value of number `n` at `field` in this run (NaN, with an error, if it has none).
+    /// A linear predictor, where one may stand, is collected (see [`Checker::end`]) and its
+    /// value at covariates 0 returned.
     pub(crate) fn num(&mut self, field: &str, n: &Num) -> f64 {
+        self.slot += 1;
+        match &n.kind {
+            NumKind::Linear(spec) => self.linear(field, n, spec),
+            _ => self.value(field, n),
+        }
+    }
+
+    /// A linear predictor at `field`.
+    fn linear(&mut self, field: &str, n: &Num, spec: &LinearSpec) -> f64 {
+        let allowed: Vec<Link> = match &self.place {
+            Place::Fixed(why) => {
+                let why = *why;
+                self.errors
+                    .push(self.source.diagnostic_at(field, n.span.start, why));
+                self.failed.insert(field.to_string());
+                return f64::NAN;
+            }
+            Place::Family { prefix, time } => {
+                let param = field.strip_prefix(prefix.as_str()).unwrap_or(field);
+                match crate::model::effects::time_link(time, param.trim_start_matches('.')) {
+                    Some(l) => vec![l],
+                    None => {
+                        self.error(field, "this number is the same for every patient: a linear predictor is allowed in a distribution's parameters, not its cut points or knots");
+                        self.failed.insert(field.to_string());
+                        return f64::NAN;
+                    }
+                }
+            }
+            Place::Cost => vec![Link::Identity, Link::Log],
+            Place::Utility => vec![Link::Identity],
+            Place::Initial => vec![Link::Mlogit],
+        };
+        let link = match &spec.link {
+            None => allowed[0],
+            Some(w) => match Link::parse(w) {
+                Some(l) if allowed.contains(&l) => l,
+                _ => {
+                    let names: Vec<&str> = allowed.iter().map(|l| l.as_str()).collect();
+                    let what = match &self.place {
+                        Place::Family { .. } => "flexsurv's scale for this parameter",
+                        Place::Cost => "a cost",
+                        Place::Utility => "a utility",
+                        _ => "an initial probability (a multinomial logit over the starting states; the reference state's predictor is { link = \"mlogit\", intercept = 0 })",
+                    };
+                    self.error(
+                        &format!("{field}.link"),
+                        format!(
+                            "link `{w}` is not allowed here: {what} takes link = {}",
+                            names
+                                .iter()
+                                .map(|n| format!("\"{n}\""))
+                                .collect::<Vec<_>>()
+                                .join(" or ")
+                        ),
+                    );
+                    allowed[0]
+                }
+            },
+        };
+        let intercept = self.value(&format!("{field}.intercept"), &spec.intercept);
+        let mut terms = Vec::new();
+        for (term, c) in &spec.coefficients {
+            let f = format!("{field}.coefficients.{term}");
+            let coefficient = self.value(&f, c);
+            if let Some(cov) = &self.covariates {
+                match crate::model::effects::parse_term(cov, term) {
+                    Ok(factors) => terms.push(crate::model::effects::Term {
+                        coefficient,
+                        factors,
+                    }),
+                    Err(e) => self.error(&f, e),
+                }
+            }
+        }
+        let p = Predictor {
+            link,
+            intercept,
+            terms,
+        };
+        let v = link.inverse(intercept);
+        self.found.push((field.to_string(), self.slot - 1, p));
+        v
+    }
+
+    /// The value of a number that is not a linear predictor.
+    fn value(&mut self, field: &str, n: &Num) -> f64 {
         match self.run.value(n) {
             Ok(v) => {
                 let sources = self.run.params.sources_of(n);
@@ -251,6 +420,7 @@ struct Sections {
 fn compile_sections(ck: &mut Checker, sc: &Scenario, data: &Data) -> Sections {
     let sim = settings::simulation(ck, sc);
     let population = settings::population(ck, sc, data, sim.horizon);
+    ck.covariates = population.as_ref().map(|p| p.characteristics.clone());
     let mut arms = arms::arms(ck, sc, &sim, &population);
     let therapy = settings::therapy(ck, sc, &mut arms.arms);
     let terms = contracts::all(ck, sc, sim.horizon, therapy.as_ref().map(|t| t.arm));

@@ -71,8 +71,18 @@ pub(super) fn simulation(ck: &mut Checker, sc: &Scenario) -> SimSettings {
 }
 
 /// The age at treatment.
-fn age(ck: &mut Checker, sc: &Scenario) -> AgeModel {
+fn age(ck: &mut Checker, sc: &Scenario, table_age: bool) -> AgeModel {
     let p = &sc.population;
+    if table_age {
+        if p.age.is_some() || p.age_distribution.is_some() {
+            ck.error(
+                "population.age",
+                "the patient table gives each patient's age: remove `age` / `age_distribution`",
+            );
+        }
+        // Not drawn: each patient's age comes from its profile.
+        return AgeModel::Fixed(f64::NAN);
+    }
     match (&p.age, &p.age_distribution) {
         (Some(a), None) => {
             let a = ck.num("population.age", a);
@@ -162,15 +172,41 @@ pub(super) fn population(
     horizon: f64,
 ) -> Option<PopulationModel> {
     let p = &sc.population;
-    let share_female = ck.num("population.share_female", &p.share_female);
-    ck.range(
-        "population.share_female",
-        share_female,
-        0.0,
-        1.0,
-        "a share in [0, 1]",
-    );
-    let age = age(ck, sc);
+    let table_age = p.patients.is_some()
+        && data
+            .patients
+            .as_ref()
+            .is_some_and(|t| t.columns.iter().any(|(n, _)| n == "age"));
+    let age = age(ck, sc, table_age);
+    let chars = super::characteristics::characteristics(ck, sc, data, &age);
+    let table_sex = chars.table.as_ref().is_some_and(|t| t.has_sex);
+    let share_female = match (&p.share_female, table_sex) {
+        (Some(n), false) => {
+            let v = ck.num("population.share_female", n);
+            ck.range("population.share_female", v, 0.0, 1.0, "a share in [0, 1]");
+            v
+        }
+        (Some(_), true) => {
+            ck.error(
+                "population.share_female",
+                "the patient table gives each patient's sex: remove share_female",
+            );
+            f64::NAN
+        }
+        (None, true) => f64::NAN,
+        (None, false) => {
+            ck.error(
+                "population",
+                "missing `share_female` (the share of patients who are female, in [0, 1])",
+            );
+            f64::NAN
+        }
+    };
+    // The ages patients are treated at: the table's, when it gives them.
+    let ages = match chars.table.as_ref().and_then(|t| t.age_range()) {
+        Some(r) => r,
+        None => (age.min(), age.max()),
+    };
     let given_max = ck.opt("population.max_age", &p.max_age);
     if let Some(m) = given_max {
         ck.range("population.max_age", m, 1.0, 150.0, "an age in [1, 150]");
@@ -180,25 +216,25 @@ pub(super) fn population(
         if given_max.is_none() {
             max_age = t.last_age() + 1.0;
         }
-        if t.female.first_age() > age.min() {
+        if t.female.first_age() > ages.0 {
             ck.error(
                 "population.life_table.file",
                 format!(
                     "the life table starts at age {}, after the youngest age at treatment ({})",
                     t.female.first_age(),
-                    age.min()
+                    ages.0
                 ),
             );
         }
         let extrapolate = p.life_table.as_ref().and_then(|l| l.extrapolate);
-        check_life_table_covers(ck, t, extrapolate, given_max, age.max(), horizon);
+        check_life_table_covers(ck, t, extrapolate, given_max, ages.1, horizon);
     }
-    if max_age.is_finite() && age.max() >= max_age {
+    if max_age.is_finite() && ages.1 >= max_age {
         ck.error(
             "population.max_age",
             format!(
                 "{max_age} must be above the oldest age at treatment ({})",
-                age.max()
+                ages.1
             ),
         );
     }
@@ -207,6 +243,7 @@ pub(super) fn population(
         share_female,
         max_age,
         life_table: data.life_table.clone(),
+        characteristics: chars,
     })
 }
 
