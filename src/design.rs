@@ -524,9 +524,14 @@ pub fn compare_metrics(
             col("mean")?,
             col("mcse")?,
         );
+        // Subgroup rows (runs with `population.subgroups`) are not the run's results.
+        let isub = headers.iter().position(|h| h == "subgroup");
         for rec in reader.records() {
             let rec = rec.map_err(|e| format!("{}: {e}", summary.display()))?;
             if !metrics.contains(&&rec[im]) {
+                continue;
+            }
+            if isub.is_some_and(|i| &rec[i] != crate::output::ALL_PATIENTS) {
                 continue;
             }
             let num = |i: usize| rec[i].parse::<f64>().unwrap_or(f64::NAN);

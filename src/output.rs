@@ -228,56 +228,101 @@ where
     t.finish()
 }
 
-/// Writes the four CSV tables into `dir`.
+/// The label of the overall rows in the `subgroup` column.
+pub const ALL_PATIENTS: &str = "all";
+
+/// The result sets written to the tables that have a `subgroup` column: the overall
+/// results, then each subgroup level's; `None` when there are no subgroups (no column).
+fn by_subgroup(r: &Results) -> Vec<(Option<&str>, &Results)> {
+    let mut v = vec![((!r.subgroups.is_empty()).then_some(ALL_PATIENTS), r)];
+    v.extend(r.subgroups.iter().map(|(l, g)| (Some(l.as_str()), g)));
+    v
+}
+
+/// `header`, with a last `subgroup` column when there are subgroups.
+fn with_subgroup<'a>(header: &[&'a str], r: &Results) -> Vec<&'a str> {
+    let mut h = header.to_vec();
+    if !r.subgroups.is_empty() {
+        h.push("subgroup");
+    }
+    h
+}
+
+/// `fields`, with the subgroup label last when there is one.
+fn labelled(mut fields: Vec<String>, label: Option<&str>) -> Vec<String> {
+    if let Some(l) = label {
+        fields.push(l.to_string());
+    }
+    fields
+}
+
+/// Writes the CSV tables into `dir`.
 pub fn write_tables(dir: &Path, r: &Results) -> io::Result<()> {
+    let sets = by_subgroup(r);
     write_csv(
         dir,
         "summary.csv",
-        &[
-            "arm", "contract", "metric", "mean", "mcse", "sd", "p025", "p50", "p975", "n",
-        ],
-        r.summary.iter().map(|x| {
-            [
-                x.arm.clone(),
-                x.contract.clone(),
-                x.metric.clone(),
-                num(x.mean),
-                num(x.mcse),
-                num(x.sd),
-                num(x.p025),
-                num(x.p50),
-                num(x.p975),
-                x.n.to_string(),
-            ]
+        &with_subgroup(
+            &[
+                "arm", "contract", "metric", "mean", "mcse", "sd", "p025", "p50", "p975", "n",
+            ],
+            r,
+        ),
+        sets.iter().flat_map(|(label, g)| {
+            g.summary.iter().map(move |x| {
+                labelled(
+                    vec![
+                        x.arm.clone(),
+                        x.contract.clone(),
+                        x.metric.clone(),
+                        num(x.mean),
+                        num(x.mcse),
+                        num(x.sd),
+                        num(x.p025),
+                        num(x.p50),
+                        num(x.p975),
+                        x.n.to_string(),
+                    ],
+                    *label,
+                )
+            })
         }),
     )?;
 
     write_csv(
         dir,
         "incremental.csv",
-        &[
-            "contract",
-            "comparator",
-            "metric",
-            "wtp",
-            "value",
-            "mcse",
-            "note",
-        ],
-        r.incremental.iter().map(|x| {
-            [
-                x.contract.clone(),
-                x.comparator.clone(),
-                x.metric.clone(),
-                x.wtp.map(num).unwrap_or_default(),
-                num(x.value),
-                num(x.mcse),
-                x.note.clone(),
-            ]
+        &with_subgroup(
+            &[
+                "contract",
+                "comparator",
+                "metric",
+                "wtp",
+                "value",
+                "mcse",
+                "note",
+            ],
+            r,
+        ),
+        sets.iter().flat_map(|(label, g)| {
+            g.incremental.iter().map(move |x| {
+                labelled(
+                    vec![
+                        x.contract.clone(),
+                        x.comparator.clone(),
+                        x.metric.clone(),
+                        x.wtp.map(num).unwrap_or_default(),
+                        num(x.value),
+                        num(x.mcse),
+                        x.note.clone(),
+                    ],
+                    *label,
+                )
+            })
         }),
     )?;
 
-    write_cashflow(dir, &r.cashflow)?;
+    write_cashflow(dir, &sets)?;
 
     write_csv(
         dir,
@@ -297,16 +342,24 @@ pub fn write_tables(dir: &Path, r: &Results) -> io::Result<()> {
     write_csv(
         dir,
         "prices.csv",
-        &["contract", "comparator", "metric", "wtp", "value", "mcse"],
-        r.prices.iter().map(|x| {
-            [
-                x.contract.clone(),
-                x.comparator.clone(),
-                x.metric.clone(),
-                x.wtp.map(num).unwrap_or_default(),
-                num(x.value),
-                num(x.mcse),
-            ]
+        &with_subgroup(
+            &["contract", "comparator", "metric", "wtp", "value", "mcse"],
+            r,
+        ),
+        sets.iter().flat_map(|(label, g)| {
+            g.prices.iter().map(move |x| {
+                labelled(
+                    vec![
+                        x.contract.clone(),
+                        x.comparator.clone(),
+                        x.metric.clone(),
+                        x.wtp.map(num).unwrap_or_default(),
+                        num(x.value),
+                        num(x.mcse),
+                    ],
+                    *label,
+                )
+            })
         }),
     )?;
 
@@ -377,10 +430,11 @@ pub fn write_tables(dir: &Path, r: &Results) -> io::Result<()> {
     )
 }
 
-/// Writes `cashflow.csv`; with cost categories, a last column `category` names the category
-/// of each added row (empty on the rows of every cost).
-fn write_cashflow(dir: &Path, rows: &[crate::results::CashflowRow]) -> io::Result<()> {
-    let categories = rows.iter().any(|x| x.category.is_some());
+/// Writes `cashflow.csv`; with cost categories, a column `category` names the category
+/// of each added row (empty on the rows of every cost); with subgroups, a last column
+/// `subgroup`.
+fn write_cashflow(dir: &Path, sets: &[(Option<&str>, &Results)]) -> io::Result<()> {
+    let categories = sets[0].1.cashflow.iter().any(|x| x.category.is_some());
     let mut header = vec![
         "arm",
         "contract",
@@ -397,28 +451,35 @@ fn write_cashflow(dir: &Path, rows: &[crate::results::CashflowRow]) -> io::Resul
     if categories {
         header.push("category");
     }
+    if sets[0].0.is_some() {
+        header.push("subgroup");
+    }
     write_csv(
         dir,
         "cashflow.csv",
         &header,
-        rows.iter().map(|x| {
-            let mut v = vec![
-                x.arm.clone(),
-                x.contract.clone(),
-                x.year.to_string(),
-                num(x.payments),
-                num(x.payments_discounted),
-                num(x.other_costs),
-                num(x.other_costs_discounted),
-                num(x.payments + x.other_costs + x.admin_costs),
-                num(x.payments_discounted + x.other_costs_discounted + x.admin_costs_discounted),
-                num(x.admin_costs),
-                num(x.admin_costs_discounted),
-            ];
-            if categories {
-                v.push(x.category.clone().unwrap_or_default());
-            }
-            v
+        sets.iter().flat_map(|(label, g)| {
+            g.cashflow.iter().map(move |x| {
+                let mut v = vec![
+                    x.arm.clone(),
+                    x.contract.clone(),
+                    x.year.to_string(),
+                    num(x.payments),
+                    num(x.payments_discounted),
+                    num(x.other_costs),
+                    num(x.other_costs_discounted),
+                    num(x.payments + x.other_costs + x.admin_costs),
+                    num(x.payments_discounted
+                        + x.other_costs_discounted
+                        + x.admin_costs_discounted),
+                    num(x.admin_costs),
+                    num(x.admin_costs_discounted),
+                ];
+                if categories {
+                    v.push(x.category.clone().unwrap_or_default());
+                }
+                labelled(v, *label)
+            })
         }),
     )
 }

@@ -235,12 +235,31 @@ pub struct Results {
     pub risk: Vec<RiskRow>,
     /// `prices.csv`.
     pub prices: Vec<PriceRow>,
+    /// The results of each subgroup level (`name=level`, in the order of
+    /// `population.subgroups` and each one's levels): summary, incremental, cash flow and
+    /// prices, written as rows with that `subgroup` in the same files.
+    pub subgroups: Vec<(String, Results)>,
 }
 
 impl Results {
-    /// Computes every table from a finished tally.
+    /// Computes every table from a finished tally, and its subgroups' tables.
     pub fn from_tally(model: &Model, tally: &Tally) -> Results {
-        Self::build(model, tally, true)
+        let mut r = Self::build(model, tally, true);
+        let labels = model.population.characteristics.subgroup_labels();
+        r.subgroups = labels
+            .into_iter()
+            .zip(&tally.subgroups)
+            .map(|(label, t)| {
+                let mut g = Self::build(model, t, true);
+                // Only these tables are written by subgroup.
+                g.occupancy.clear();
+                g.quantiles.clear();
+                g.budget.clear();
+                g.risk.clear();
+                (label, g)
+            })
+            .collect();
+        r
     }
 
     /// Only the summary (without quantiles.csv's distributions) and incremental tables: what
@@ -262,6 +281,7 @@ impl Results {
             budget: Vec::new(),
             risk: Vec::new(),
             prices: Vec::new(),
+            subgroups: Vec::new(),
         }
     }
 
@@ -463,6 +483,7 @@ impl Results {
             budget,
             risk,
             prices,
+            subgroups: Vec::new(),
         }
     }
 

@@ -129,7 +129,7 @@ pub fn run_blocks_keeping(
     cancel: &AtomicBool,
 ) -> Result<Tally, RunError> {
     let empty = |shift: Vec<f64>| match statistics {
-        Statistics::Full => Tally::new(model, shift),
+        Statistics::Full => Tally::with_subgroups(model, shift),
         Statistics::WithoutSketches => Tally::without_sketches(model, shift),
     };
     let n = model.sim.patients;

@@ -478,6 +478,11 @@ pub struct Tally {
     pub flows: YearSums,
     /// Per simulated cohort, this payer's therapy spend by calendar year (see [`CohortSums`]).
     pub cohort: Option<CohortSums>,
+    /// One tally per subgroup level (see
+    /// [`crate::model::characteristics::Characteristics::subgroup_of`]), each of the patients
+    /// at that level; empty without subgroups, and in a PSA draw's tally.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subgroups: Vec<Tally>,
     /// Occupancy difference counts per arm, per state, per grid point (+1 sentinel).
     occupancy_diff: Vec<Vec<Vec<i64>>>,
     occupancy_points: usize,
@@ -514,7 +519,23 @@ impl Tally {
                 .collect(),
             occupancy_points: points,
             layout,
+            subgroups: Vec::new(),
         }
+    }
+
+    /// An empty tally with one more (without a cohort) per subgroup level, if the model
+    /// reports subgroups.
+    pub fn with_subgroups(model: &Model, shift: Vec<f64>) -> Self {
+        let levels = model.population.characteristics.subgroup_levels();
+        let mut t = Self::new(model, shift.clone());
+        t.subgroups = (0..levels)
+            .map(|_| {
+                let mut s = Self::new(model, shift.clone());
+                s.cohort = None;
+                s
+            })
+            .collect();
+        t
     }
 
     /// An empty tally that keeps no quantile sketches (moments, cash flows and occupancy
@@ -531,8 +552,21 @@ impl Tally {
         &self.layout
     }
 
-    /// Accounts one patient: costs, QALYs and payments into `values`, flows and occupancy.
+    /// Accounts one patient: costs, QALYs and payments into `values`, flows and occupancy;
+    /// and into the tally of each of its subgroups.
     pub fn record(&mut self, model: &Model, rec: &PatientRecord) {
+        self.record_patient(model, rec);
+        if !self.subgroups.is_empty() {
+            let c = &model.population.characteristics;
+            for k in 0..c.subgroups.len() {
+                let g = c.subgroup_of(k, &rec.covariates);
+                self.subgroups[g].record_patient(model, rec);
+            }
+        }
+    }
+
+    /// [`Tally::record`] into this tally only.
+    fn record_patient(&mut self, model: &Model, rec: &PatientRecord) {
         // Patient-major: the i-th pending patient's values at i·slots.
         let slots = self.moments.slots();
         let i = self.pending_patients;
@@ -593,6 +627,9 @@ impl Tally {
         self.flush_pending();
         self.moments.end_block();
         self.flows.end_block();
+        for s in &mut self.subgroups {
+            s.end_block();
+        }
     }
 
     /// The quantile sketch of slot `slot` (shared by slots that always hold equal values).
@@ -619,7 +656,20 @@ impl Tally {
     }
 
     /// Adds another tally (exact, order-independent).
-    pub fn merge(mut self, other: Tally) -> Tally {
+    pub fn merge(mut self, mut other: Tally) -> Tally {
+        let subgroups = std::mem::take(&mut self.subgroups);
+        let theirs = std::mem::take(&mut other.subgroups);
+        self.subgroups = if subgroups.is_empty() {
+            theirs
+        } else if theirs.is_empty() {
+            subgroups
+        } else {
+            subgroups
+                .into_iter()
+                .zip(theirs)
+                .map(|(a, b)| a.merge(b))
+                .collect()
+        };
         self.moments.merge(&other.moments);
         for (a, b) in self.sketches.iter_mut().zip(&other.sketches) {
             a.merge(b);
@@ -690,7 +740,8 @@ pub fn compute_values(
     let sim = &model.sim;
     let series = FlowSeries::new(model);
     totals.clear();
-    for (a, arm) in model.arms.iter().enumerate() {
+    for a in 0..model.arms.len() {
+        let arm = rec.arm(model, a);
         let mut yf = flows.flows(series.arm_costs(a));
         let t = account_arm(
             arm,

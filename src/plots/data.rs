@@ -47,6 +47,9 @@ pub struct SummaryRow {
     pub p975: Option<f64>,
     /// Number of patients.
     pub n: Option<u64>,
+    /// Subgroup level (`name=level`; none or `all`: every patient).
+    #[serde(default, deserialize_with = "empty_is_none")]
+    pub subgroup: Option<String>,
 }
 
 /// One row of `incremental.csv`.
@@ -67,6 +70,9 @@ pub struct IncrementalRow {
     /// A note (for the ICER: the quadrant, e.g. dominant).
     #[serde(default)]
     pub note: Option<String>,
+    /// Subgroup level (`name=level`; none or `all`: every patient).
+    #[serde(default, deserialize_with = "empty_is_none")]
+    pub subgroup: Option<String>,
 }
 
 /// One row of `cashflow.csv`: expected amounts per patient in year [year, year + 1).
@@ -93,6 +99,16 @@ pub struct CashflowRow {
     /// The cost category of the row (none: every cost).
     #[serde(default, deserialize_with = "empty_is_none")]
     pub category: Option<String>,
+    /// Subgroup level (`name=level`; none or `all`: every patient).
+    #[serde(default, deserialize_with = "empty_is_none")]
+    pub subgroup: Option<String>,
+}
+
+/// Whether a row's `subgroup` is every patient.
+fn overall(subgroup: &Option<String>) -> bool {
+    subgroup
+        .as_deref()
+        .is_none_or(|g| g == crate::output::ALL_PATIENTS)
 }
 
 /// An empty CSV field as `None`.
@@ -301,6 +317,10 @@ pub struct RunData {
     pub summary: Vec<SummaryRow>,
     /// `incremental.csv`.
     pub incremental: Vec<IncrementalRow>,
+    /// `summary.csv`'s rows by subgroup level (empty without subgroups).
+    pub subgroup_summary: Vec<SummaryRow>,
+    /// `incremental.csv`'s rows by subgroup level.
+    pub subgroup_incremental: Vec<IncrementalRow>,
     /// `cashflow.csv`: the rows of every cost (no category).
     pub cashflow: Vec<CashflowRow>,
     /// `cashflow.csv`: the rows by cost category, when the scenario has categories.
@@ -383,7 +403,16 @@ impl RunData {
         let (cashflow_by_category, cashflow_all): (Vec<CashflowRow>, Vec<CashflowRow>) =
             read_csv::<CashflowRow>(&dir.join("cashflow.csv"))?
                 .into_iter()
+                .filter(|r| overall(&r.subgroup))
                 .partition(|r| r.category.is_some());
+        let (summary, subgroup_summary): (Vec<SummaryRow>, Vec<SummaryRow>) =
+            read_csv::<SummaryRow>(&dir.join("summary.csv"))?
+                .into_iter()
+                .partition(|r| overall(&r.subgroup));
+        let (incremental, subgroup_incremental): (Vec<IncrementalRow>, Vec<IncrementalRow>) =
+            read_csv::<IncrementalRow>(&dir.join("incremental.csv"))?
+                .into_iter()
+                .partition(|r| overall(&r.subgroup));
         let psa_files = PSA_FILES
             .iter()
             .filter(|f| dir.join(f).is_file())
@@ -393,8 +422,10 @@ impl RunData {
             dir: dir.to_path_buf(),
             manifest,
             manifest_json,
-            summary: read_csv(&dir.join("summary.csv"))?,
-            incremental: read_csv(&dir.join("incremental.csv"))?,
+            summary,
+            incremental,
+            subgroup_summary,
+            subgroup_incremental,
             cashflow: cashflow_all,
             cashflow_by_category,
             occupancy: read_csv(&dir.join("occupancy.csv"))?,

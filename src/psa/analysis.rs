@@ -405,6 +405,7 @@ mod tests {
             budget: vec![],
             risk: vec![],
             prices: vec![],
+            subgroups: vec![],
         };
         // NMB_x = 10 q − c; NMB_t = 200 − 100 = 100.
         let draws = [(0.0, 5.0), (0.0, 15.0), (50.0, 10.0)]
