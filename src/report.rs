@@ -311,7 +311,10 @@ fn scenario_section(h: &mut String, run: &RunData) {
             ),
         });
     }
-    population.push(format!("{} female", pct(n(&pop.share_female))));
+    match &pop.share_female {
+        Some(f) => population.push(format!("{} female", pct(n(f)))),
+        None => population.push("sex from the patient table".to_string()),
+    }
     match &pop.life_table {
         Some(lt) => population.push(format!(
             "background mortality from {} ({})",
@@ -324,6 +327,27 @@ fn scenario_section(h: &mut String, run: &RunData) {
     }
     if let Some(m) = &pop.max_age {
         population.push(format!("no one lives past age {}", plain_number(n(m))));
+    }
+    if let Some(t) = &pop.patients {
+        population.push(format!(
+            "patient profiles from {} ({})",
+            t.file,
+            match t.sampling {
+                crate::scenario::PatientSampling::Weighted => "drawn by weight",
+                crate::scenario::PatientSampling::Each => "each in turn",
+            }
+        ));
+    }
+    if !pop.characteristics.is_empty() {
+        let names: Vec<&str> = pop
+            .characteristics
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        population.push(format!("characteristics {}", names.join(", ")));
+    }
+    if !pop.subgroups.is_empty() {
+        population.push(format!("results also by {}", pop.subgroups.join(", ")));
     }
     kv_row(h, "5", "Study population", &esc(&population.join("; ")));
     kv_row(h, "6", "Setting and location", &setting);
@@ -679,6 +703,14 @@ fn shown(run: &RunData, n: &crate::scenario::Num, f: impl Fn(f64) -> String) -> 
         NumKind::Value(_) => v,
         NumKind::Expr(e) => format!("{v} ({e})"),
         NumKind::Dist(d) => format!("{v} (base; {} distribution)", d.dist),
+        NumKind::Linear(l) => {
+            let mut terms = vec![format!("{}", run.num(&l.intercept))];
+            for (term, c) in &l.coefficients {
+                terms.push(format!("{} × {term}", run.num(c)));
+            }
+            let link = l.link.as_deref().unwrap_or("default");
+            format!("per patient ({link} link): {}", terms.join(" + "))
+        }
     }
 }
 

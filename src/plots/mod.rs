@@ -24,6 +24,7 @@ mod layout;
 mod occupancy;
 mod psa;
 mod share;
+mod subgroups;
 
 pub use data::RunData;
 
@@ -152,11 +153,13 @@ pub enum Plot {
     Evpi,
     /// One-way sensitivity analysis (`tornado.csv`).
     Tornado,
+    /// Key incremental results by subgroup (only with `population.subgroups`).
+    Subgroups,
 }
 
 impl Plot {
     /// Every plot, in the order of the report.
-    pub const ALL: [Plot; 10] = [
+    pub const ALL: [Plot; 11] = [
         Plot::CumulativePayments,
         Plot::DrugPaidDistribution,
         Plot::ManufacturerNpvDistribution,
@@ -167,6 +170,7 @@ impl Plot {
         Plot::Ceac,
         Plot::Evpi,
         Plot::Tornado,
+        Plot::Subgroups,
     ];
 
     /// File name without extension (`plots/<stem>.png`, `plots/<stem>.svg`).
@@ -182,6 +186,7 @@ impl Plot {
             Plot::Ceac => "ceac",
             Plot::Evpi => "evpi",
             Plot::Tornado => "tornado",
+            Plot::Subgroups => "subgroups",
         }
     }
 
@@ -200,6 +205,7 @@ impl Plot {
             Plot::Ceac => "Cost-effectiveness acceptability curves",
             Plot::Evpi => "Expected value of perfect information",
             Plot::Tornado => "One-way sensitivity analysis",
+            Plot::Subgroups => "Incremental results by subgroup",
         }
     }
 
@@ -216,6 +222,7 @@ impl Plot {
             Plot::Ceac => psa::caption_ceac(run),
             Plot::Evpi => psa::caption_evpi(run),
             Plot::Tornado => psa::caption_tornado(run),
+            Plot::Subgroups => subgroups::caption(run),
         }
     }
 
@@ -227,6 +234,7 @@ impl Plot {
             Plot::Ceac => run.ceac.as_ref().is_some_and(|r| !r.is_empty()),
             Plot::Evpi => run.evpi.as_ref().is_some_and(|r| !r.is_empty()),
             Plot::Tornado => run.tornado.as_ref().is_some_and(|r| !r.is_empty()),
+            Plot::Subgroups => !run.subgroup_incremental.is_empty(),
             Plot::Occupancy => !run.occupancy.is_empty(),
             Plot::CumulativePayments => !run.contracts().is_empty() && !run.cashflow.is_empty(),
             _ => !run.contracts().is_empty(),
@@ -245,6 +253,7 @@ impl Plot {
             Plot::ShareOfPrice => share::size(run),
             Plot::CostEffectivenessPlane => psa::ce_plane_size(run),
             Plot::Tornado => psa::tornado_size(run),
+            Plot::Subgroups => subgroups::size(run),
             _ => (1000, 560),
         }
     }
@@ -267,6 +276,7 @@ impl Plot {
             Plot::Ceac => psa::draw_ceac(root, run, s),
             Plot::Evpi => psa::draw_evpi(root, run, s),
             Plot::Tornado => psa::draw_tornado(root, run, s),
+            Plot::Subgroups => subgroups::draw(root, run, s),
         }?;
         root.present()?;
         Ok(())
