@@ -44,8 +44,10 @@ pub struct ReferenceModel {
 /// The reference models: (a) 3-state response/failure/death with life-table mortality and 5
 /// contracts; (b) 6-state semi-Markov with Weibull transitions and competing risks; (c)
 /// hesim's reversible illness-death model (Weibull fits with a strategy effect, named
-/// parameters, cost categories, no background mortality), to compare with hesim.
-pub const REFERENCE_MODELS: [ReferenceModel; 3] = [
+/// parameters, cost categories, no background mortality), to compare with hesim; (d) (c)
+/// with covariates (hesim's three patients as a patient table, age and sex on every
+/// transition and utility): what patient heterogeneity costs.
+pub const REFERENCE_MODELS: [ReferenceModel; 4] = [
     ReferenceModel {
         key: "a",
         file: "a-three-state.toml",
@@ -61,10 +63,15 @@ pub const REFERENCE_MODELS: [ReferenceModel; 3] = [
         file: "c-hesim-illness-death.toml",
         text: include_str!("../scenarios/bench/c-hesim-illness-death.toml"),
     },
+    ReferenceModel {
+        key: "d",
+        file: "d-hesim-covariates.toml",
+        text: include_str!("../scenarios/bench/d-hesim-covariates.toml"),
+    },
 ];
 
 impl ReferenceModel {
-    /// The reference model with this key (`a` or `b`).
+    /// The reference model with this key (`a`, `b`, `c` or `d`).
     pub fn find(key: &str) -> Option<ReferenceModel> {
         REFERENCE_MODELS.iter().copied().find(|m| m.key == key)
     }

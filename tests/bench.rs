@@ -29,11 +29,15 @@ fn reference_models_load_from_the_binary_and_match_the_shipped_files() {
     let c = ReferenceModel::find("c").unwrap().model(1).unwrap();
     assert_eq!((c.arms.len(), c.arms[0].states.len()), (2, 3));
     assert!(!c.arms[0].background && c.population.life_table.is_none());
-    assert!(ReferenceModel::find("d").is_none());
+    let d = ReferenceModel::find("d").unwrap().model(1).unwrap();
+    assert!(d.arms.iter().all(|a| a.effects.is_some()));
+    assert_eq!(d.population.characteristics.table.as_ref().unwrap().rows, 3);
+    assert!(ReferenceModel::find("e").is_none());
 }
 
 /// The recorded counts are the numbers of draws the sampler must make: three for the
-/// patient (sex, age, background death), and in each arm one for the initial state plus one
+/// patient (sex, age, background death; a fourth for model (d)'s patient-table row), and in
+/// each arm one for the initial state plus one
 /// per competing exit of every state left or held at the end (the sampler draws every exit's
 /// time in each state it visits, except the death state).
 #[test]
@@ -43,7 +47,8 @@ fn recorded_counts_are_the_draws_the_trajectories_imply() {
         let mut rec = PatientRecord::new(&model);
         for i in 0..300 {
             rec.simulate(&model, 0, i);
-            assert_eq!(rec.random_numbers[0], (STREAM_POPULATION, 3));
+            let population = if m.key == "d" { 4 } else { 3 };
+            assert_eq!(rec.random_numbers[0], (STREAM_POPULATION, population));
             for (a, arm) in model.arms.iter().enumerate() {
                 let want: usize = 1 + rec.histories[a]
                     .segments

@@ -12,7 +12,7 @@ use std::path::Path;
 pub struct BenchArgs {
     /// Reference model: `a` (3-state, life table, 5 contracts), `b` (6-state semi-Markov,
     /// Weibull), `c` (hesim's illness-death model) or `all`.
-    #[arg(long, default_value = "all", value_parser = ["a", "b", "c", "all"])]
+    #[arg(long, default_value = "all", value_parser = ["a", "b", "c", "d", "all"])]
     pub model: String,
     /// Patients per timed run.
     #[arg(long, default_value_t = 200_000)]

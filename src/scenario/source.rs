@@ -11,10 +11,16 @@ use toml::Spanned;
 /// The default example scenario, embedded so that `obasim run` works from any directory.
 pub const EXAMPLE_NAME: &str = "beti-cel-germany.toml";
 const EXAMPLE_TEXT: &str = include_str!("../../scenarios/beti-cel-germany.toml");
-const EMBEDDED_DATA: &[(&str, &str)] = &[(
-    "data/lifetable_usa_2015_mx.csv",
-    include_str!("../../scenarios/data/lifetable_usa_2015_mx.csv"),
-)];
+const EMBEDDED_DATA: &[(&str, &str)] = &[
+    (
+        "data/lifetable_usa_2015_mx.csv",
+        include_str!("../../scenarios/data/lifetable_usa_2015_mx.csv"),
+    ),
+    (
+        "bench/d-patients.csv",
+        include_str!("../../scenarios/bench/d-patients.csv"),
+    ),
+];
 
 /// `dir` + `relative` with `.` and `..` segments resolved lexically (paths inside `scenarios/`).
 fn embedded_path(dir: &str, relative: &str) -> String {
