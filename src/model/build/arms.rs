@@ -358,16 +358,21 @@ fn states(
         ck.finite(&format!("{sf}.entry_cost"), entry_cost);
         ck.begin(state_place(arm, Place::Utility));
         let utility = ck.num(&format!("{sf}.utility"), &st.utility);
-        for (_, _, pred) in ck.end() {
+        let varying = ck.end();
+        // A utility that varies by patient has no value to check here (its value at
+        // covariates 0 may be no patient's).
+        if varying.is_empty() {
+            ck.range(
+                &format!("{sf}.utility"),
+                utility,
+                f64::NEG_INFINITY,
+                1.0,
+                "a utility <= 1 (1 = full health, 0 = dead)",
+            );
+        }
+        for (_, _, pred) in varying {
             effects.effects.push((Target::Utility { state: si }, pred));
         }
-        ck.range(
-            &format!("{sf}.utility"),
-            utility,
-            f64::NEG_INFINITY,
-            1.0,
-            "a utility <= 1 (1 = full health, 0 = dead)",
-        );
         for (k, v) in cost_parts {
             parts.rows.push((ai, Some(si), false, k, v));
         }
