@@ -708,3 +708,75 @@ fn coefficients_are_parameters_drawn_jointly_in_the_psa() {
     }
     assert_eq!(checked, 4);
 }
+
+#[test]
+fn shards_of_a_run_with_a_patient_table_and_subgroups_merge_into_the_same_files() {
+    let text = scenario(
+        "subgroups = [\"genotype\", \"sex\"]\n[population.patients]\nfile = \"p.csv\"\nweight_column = \"w\"",
+        "",
+        (
+            r#"{ family = "exponential", rate = { intercept = -3.0, coefficients = { age = 0.02, "genotype:non" = -0.4 } } }"#,
+            "cost = { intercept = 10, coefficients = { female = 5 } }",
+        ),
+        (r#"{ family = "exponential", rate = 0.1 }"#, ""),
+        5_000,
+        20.0,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    std::fs::write(&file, &text).unwrap();
+    std::fs::write(
+        dir.path().join("p.csv"),
+        "age,sex,genotype,w\n30,female,non,1\n50,male,b0,3\n41,male,non,2\n",
+    )
+    .unwrap();
+    let go = |args: &[&str]| {
+        let o = obasim().args(args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let f = file.display().to_string();
+    go(&["run", "--quiet", "--no-plots", "--out", &p("full"), &f]);
+    for i in 0..3 {
+        let spec = format!("{i}/3");
+        go(&[
+            "run",
+            "--quiet",
+            "--threads",
+            "1",
+            "--shard",
+            &spec,
+            "--out",
+            &p(&format!("s{i}")),
+            &f,
+        ]);
+    }
+    go(&[
+        "merge",
+        "--quiet",
+        "--no-plots",
+        &p("s0"),
+        &p("s1"),
+        &p("s2"),
+        "--out",
+        &p("merged"),
+    ]);
+    for name in [
+        "summary.csv",
+        "incremental.csv",
+        "cashflow.csv",
+        "prices.csv",
+    ] {
+        let a = std::fs::read(dir.path().join("full").join(name)).unwrap();
+        let b = std::fs::read(dir.path().join("merged").join(name)).unwrap();
+        assert_eq!(a, b, "{name}");
+        let text = String::from_utf8(a).unwrap();
+        assert!(
+            text.lines().next().unwrap().ends_with(",subgroup"),
+            "{name}"
+        );
+        assert!(
+            text.contains(",genotype=non") && text.contains(",sex=female") && text.contains(",all")
+        );
+    }
+}
