@@ -7,7 +7,7 @@
 use crate::contracts::{Assessment, ContractContext, ContractEvents, Payment};
 use crate::history::{Ending, History, Segment};
 use crate::model::population::Patient;
-use crate::model::{ArmModel, Model};
+use crate::model::{ArmModel, Model, PopulationModel};
 use crate::rng::{
     exp1, uniform_open, PatientRng, PatientStreams, STREAM_ARM0, STREAM_CHURN, STREAM_MANUFACTURER,
     STREAM_PLAN0, STREAM_POPULATION,
@@ -17,6 +17,7 @@ use crate::scenario::Clock;
 /// Simulates one arm for `patient`, filling `out` (reused; cleared first).
 pub fn simulate_arm(
     arm: &ArmModel,
+    population: &PopulationModel,
     patient: &Patient,
     horizon: f64,
     rng: &mut PatientRng,
@@ -37,11 +38,13 @@ pub fn simulate_arm(
         .unwrap_or(arm.initial_cumulative.len() - 1);
     let mut t = 0.0;
     // An arm whose transitions are all-cause has no background mortality.
-    let background = if arm.background {
+    let fixed_background = if arm.background {
         patient.background_death
     } else {
         f64::INFINITY
     };
+    // Scaled background hazard accrued in earlier states (arms with SMRs or excess hazards).
+    let mut accrued = 0.0;
     loop {
         if state == arm.death {
             out.segments.push(Segment {
@@ -64,6 +67,23 @@ pub fn simulate_arm(
                 next_state = exit.to;
             }
         }
+        let background = if arm.varying_background {
+            let st = &arm.states[state];
+            let smr = if arm.background { st.smr } else { 0.0 };
+            let at = population.background_after(
+                patient,
+                t,
+                patient.background_hazard - accrued,
+                smr,
+                st.excess_hazard,
+            );
+            if next_t < at && next_t < horizon {
+                accrued += population.background_accrued(patient, t, next_t, smr, st.excess_hazard);
+            }
+            at
+        } else {
+            fixed_background
+        };
         let background_first = background <= next_t;
         let event = if background_first { background } else { next_t };
         if event >= horizon {
@@ -142,6 +162,7 @@ impl PatientRecord {
                 sex: crate::model::lifetable::Sex::Female,
                 age: 0.0,
                 background_death: 0.0,
+                background_hazard: 0.0,
             },
             covariates: Vec::with_capacity(model.population.characteristics.names.len()),
             arms: if model.arms.iter().any(|a| a.effects.is_some()) {
@@ -182,6 +203,7 @@ impl PatientRecord {
             let mut rng = streams.stream(STREAM_ARM0 + a as u64);
             simulate_arm(
                 arm,
+                &model.population,
                 &self.patient,
                 model.sim.horizon,
                 &mut rng,

@@ -202,6 +202,9 @@ pub struct ArmModel {
     /// Numbers that vary by patient (linear predictors over characteristics); none: the
     /// arm is the same for everyone.
     pub effects: Option<Box<effects::ArmEffects>>,
+    /// Whether some state scales the background hazard (`smr`) or adds an excess hazard:
+    /// then the background death time depends on the path (continuous-time arms).
+    pub varying_background: bool,
 }
 
 /// A state's costs and utility.
@@ -220,6 +223,10 @@ pub struct StateModel {
     pub cost_parts: Vec<f64>,
     /// The entry cost's parts by cost category.
     pub entry_parts: Vec<f64>,
+    /// Standardised mortality ratio on the background hazard in this state (1: none).
+    pub smr: f64,
+    /// Excess hazard of death per year in this state, added to the background (0: none).
+    pub excess_hazard: f64,
 }
 
 /// A transition out of a state.

@@ -86,6 +86,9 @@ pub struct Patient {
     pub age: f64,
     /// Time from treatment to background death (years; may exceed the horizon).
     pub background_death: f64,
+    /// The Exp(1) draw behind it: the background cumulative hazard at which the patient
+    /// dies (arms whose states scale the background hazard invert it piece by piece).
+    pub background_hazard: f64,
 }
 
 impl PopulationModel {
@@ -143,6 +146,48 @@ impl PopulationModel {
             sex,
             age,
             background_death: (death_age - age).max(0.0),
+            background_hazard: e,
+        }
+    }
+
+    /// The time since treatment at which `patient`'s background death falls when, from time
+    /// `t`, a further `amount` of cumulative hazard must accrue at `smr` × the life table's
+    /// hazard plus `excess` per year (capped at `max_age`).
+    pub fn background_after(
+        &self,
+        patient: &Patient,
+        t: f64,
+        amount: f64,
+        smr: f64,
+        excess: f64,
+    ) -> f64 {
+        let age = patient.age + t;
+        let death_age = match &self.life_table {
+            Some(lt) => lt
+                .for_sex(patient.sex)
+                .age_at_scaled(age, amount, smr, excess),
+            None if excess > 0.0 => age + amount / excess,
+            None => f64::INFINITY,
+        };
+        (death_age.min(self.max_age) - patient.age).max(t)
+    }
+
+    /// The scaled background hazard (see [`PopulationModel::background_after`]) accrued
+    /// between times `t0` and `t1` since treatment.
+    pub fn background_accrued(
+        &self,
+        patient: &Patient,
+        t0: f64,
+        t1: f64,
+        smr: f64,
+        excess: f64,
+    ) -> f64 {
+        let (a0, a1) = (patient.age + t0, patient.age + t1);
+        match &self.life_table {
+            Some(lt) => lt
+                .for_sex(patient.sex)
+                .scaled_cumulative(a0, a1, smr, excess),
+            None => excess * (t1 - t0),
         }
     }
 

@@ -812,6 +812,14 @@ pub struct State {
     /// One-time cost on entering the state (including at time 0 for the initial state).
     #[serde(default)]
     pub entry_cost: Cost,
+    /// Standardised mortality ratio in this state: the background (life-table) hazard is
+    /// multiplied by it while the patient is here (default 1).
+    #[serde(default)]
+    pub smr: Option<Num>,
+    /// Excess hazard of death per year in this state, added to the background hazard
+    /// (relative survival; default 0).
+    #[serde(default)]
+    pub excess_hazard: Option<Num>,
 }
 
 /// A transition from one state to another with a time-to-event distribution.

@@ -191,6 +191,9 @@ fn one_arm(
     let state_names = Names::new(arm.states.iter().map(|s| s.name.as_str()).collect());
     let mut effects = ArmEffects::default();
     let (states, initial) = states(ck, arm, ai, f, parts, &mut effects);
+    let varying_background = states
+        .iter()
+        .any(|s| s.smr != 1.0 || s.excess_hazard != 0.0);
     let cumulative = cumulative_initial(ck, f, &initial);
     let death = death_state(ck, arm, f, &state_names, &states, &initial);
     refuse_death_effects(ck, arm, f, death, &effects);
@@ -253,6 +256,7 @@ fn one_arm(
         background,
         discrete,
         effects: (!effects.effects.is_empty()).then(|| Box::new(effects)),
+        varying_background,
     })
 }
 
@@ -379,6 +383,7 @@ fn states(
         for (k, v) in entry_parts {
             parts.rows.push((ai, Some(si), true, k, v));
         }
+        let (smr, excess_hazard) = excess_mortality(ck, arm, &sf, st);
         initial.push(p);
         states.push(StateModel {
             name: st.name.clone(),
@@ -387,6 +392,8 @@ fn states(
             entry_cost,
             cost_parts: Vec::new(),
             entry_parts: Vec::new(),
+            smr,
+            excess_hazard,
         });
     }
     if effects.mlogit_initial {
@@ -403,6 +410,42 @@ fn states(
         }
     }
     (states, initial)
+}
+
+/// A state's standardised mortality ratio and excess hazard (1 and 0 when not given).
+fn excess_mortality(
+    ck: &mut Checker,
+    arm: &Arm,
+    sf: &str,
+    st: &crate::scenario::State,
+) -> (f64, f64) {
+    let smr = ck.opt(&format!("{sf}.smr"), &st.smr);
+    let excess = ck.opt(&format!("{sf}.excess_hazard"), &st.excess_hazard);
+    if let Some(v) = smr {
+        ck.range(&format!("{sf}.smr"), v, 0.0, f64::INFINITY, "a ratio >= 0");
+        if arm.background_mortality == Some(false) {
+            ck.error(
+                &format!("{sf}.smr"),
+                "the arm has no background mortality (background_mortality = false), so there is no background hazard to scale",
+            );
+        }
+    }
+    if let Some(v) = excess {
+        ck.range(
+            &format!("{sf}.excess_hazard"),
+            v,
+            0.0,
+            f64::INFINITY,
+            "a hazard per year >= 0",
+        );
+    }
+    if arm.markov.is_some() && (smr.is_some() || excess.is_some()) {
+        ck.error(
+            sf,
+            "smr and excess_hazard are not supported in discrete-time arms yet: write the mortality rows in the markov table",
+        );
+    }
+    (smr.unwrap_or(1.0), excess.unwrap_or(0.0))
 }
 
 /// A state's annual or entry cost, its parts by category, and its covariate effects (into
